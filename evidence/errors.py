@@ -1,0 +1,68 @@
+"""The one error hierarchy of `evidence`.
+
+Every error the service raises on purpose is an `EvidenceError`. Each subclass
+carries a stable machine-readable `code` and the HTTP status the web layer maps
+it to (in one middleware); the command line catches the root once and prints
+the message with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class EvidenceError(Exception):
+    """Root of every error raised on purpose by `evidence`."""
+
+    code = "error"
+    http_status = 500
+
+
+class InvalidInput(EvidenceError):
+    """A request, file or argument is malformed or out of range."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class VerificationError(EvidenceError):
+    """A signature, proof, hash or encoding did not verify.
+
+    Raised by every `verify_*` function of `evidence.chain` on any failure.
+    """
+
+    code = "verification_failed"
+    http_status = 422
+
+
+class NotFound(EvidenceError):
+    code = "not_found"
+    http_status = 404
+
+
+class Forbidden(EvidenceError):
+    code = "forbidden"
+    http_status = 403
+
+
+class Conflict(EvidenceError):
+    code = "conflict"
+    http_status = 409
+
+
+class IntegrityError(EvidenceError):
+    """Stored data contradicts itself: a corrupted row, a forked log, a wrong key."""
+
+    code = "integrity_error"
+    http_status = 500
+
+
+class StorageUnavailable(EvidenceError):
+    """The database or object store cannot be reached right now; retry later."""
+
+    code = "storage_unavailable"
+    http_status = 503
+
+
+class ConfigError(EvidenceError):
+    """A setting is missing or has a bad value."""
+
+    code = "config_error"

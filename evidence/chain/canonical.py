@@ -39,10 +39,9 @@ def _utf16_key(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
 
-def _encode_string(value: str) -> str:
-    # json.dumps with ensure_ascii=False escapes exactly what RFC 8785 escapes,
-    # with lowercase hex, and leaves every other character as itself.
-    return json.dumps(value, ensure_ascii=False)
+# The json module's string encoder for ensure_ascii=False escapes exactly what
+# RFC 8785 escapes, with lowercase hex, and leaves every other character as itself.
+_encode_string = json.encoder.encode_basestring
 
 
 def _encode(value: JsonValue, out: list[str], depth: int) -> None:
@@ -104,6 +103,13 @@ def _reject_float(text: str) -> Any:
     raise VerificationError(f"canonical JSON: number {text!r} is not an integer")
 
 
+def _parse_int(text: str) -> int:
+    # Checked before int() so that a huge literal is refused cheaply.
+    if len(text.lstrip("-")) > len(str(MAX_SAFE_INTEGER)):
+        raise VerificationError(f"canonical JSON: integer {text[:20]}... outside ±(2^53-1)")
+    return int(text)
+
+
 def _reject_constant(text: str) -> Any:
     raise VerificationError(f"canonical JSON: {text} is not JSON")
 
@@ -128,6 +134,7 @@ def decode(data: bytes) -> JsonValue:
             text,
             object_pairs_hook=_unique_object,
             parse_float=_reject_float,
+            parse_int=_parse_int,
             parse_constant=_reject_constant,
         )
     except json.JSONDecodeError as exc:

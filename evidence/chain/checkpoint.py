@@ -40,10 +40,7 @@ def _parse_decimal(text: str, what: str) -> int:
 
 
 def _parse_hash(text: str, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise VerificationError(f"{what} is not valid base64") from exc
+    raw = note.b64decode_strict(text, what)
     if len(raw) != merkle.HASH_SIZE:
         raise VerificationError(f"{what} is not a {merkle.HASH_SIZE}-byte hash")
     return raw
@@ -134,10 +131,7 @@ def parse_tlog_proof(text: str) -> TlogProof:
     rest = lines[1:]
     extra = None
     if rest and rest[0].startswith("extra "):
-        try:
-            extra = base64.b64decode(rest[0][6:].encode("ascii"), validate=True)
-        except (ValueError, UnicodeEncodeError) as exc:
-            raise VerificationError("tlog-proof extra data is not valid base64") from exc
+        extra = note.b64decode_strict(rest[0][6:], "tlog-proof extra data")
         rest = rest[1:]
     if not rest or not rest[0].startswith("index "):
         raise VerificationError("tlog-proof has no index line")

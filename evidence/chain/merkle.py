@@ -211,10 +211,10 @@ def verify_consistency(
     if size1 == size2 or size1 == 0:
         if proof:
             raise VerificationError("consistency proof must be empty for these sizes")
+        if size1 == 0:
+            _expect_equal("root1 of the empty tree", root1, EMPTY_ROOT)
         if size1 == size2:
             _expect_equal("root1 and root2 of the same size", root1, root2)
-        else:
-            _expect_equal("root1 of the empty tree", root1, EMPTY_ROOT)
         return
     if not proof:
         raise VerificationError("consistency proof is empty")

@@ -45,11 +45,15 @@ MAX_NOTE_SIZE = 1 << 20
 MAX_SIGNATURES = 100
 
 
-def _b64decode(text: str, what: str) -> bytes:
+def b64decode_strict(text: str, what: str) -> bytes:
+    """Standard base64 with padding, in its one canonical spelling (unused bits zero)."""
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise VerificationError(f"{what} is not valid base64") from exc
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise VerificationError(f"{what} is not canonical base64")
+    return raw
 
 
 def _b64encode(data: bytes) -> str:
@@ -136,7 +140,7 @@ def _split_key(text: str, what: str) -> tuple[str, int, bytes]:
         raise VerificationError(f"{what}: invalid key name {name!r}")
     if len(id_hex) != 8 or any(c not in "0123456789abcdef" for c in id_hex):
         raise VerificationError(f"{what}: key ID must be 8 lowercase hex digits")
-    raw = _b64decode(key_b64, f"{what} key")
+    raw = b64decode_strict(key_b64, f"{what} key")
     if len(raw) != 1 + ED25519_KEY_SIZE or raw[0] != ALG_ED25519:
         raise VerificationError(f"{what}: not an Ed25519 key (type 0x01, 32 bytes)")
     return name, int(id_hex, 16), raw[1:]
@@ -222,7 +226,7 @@ def split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
         name, sep, sig_b64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
         if not sep or not is_valid_key_name(name):
             raise VerificationError(f"note signature line has an invalid key name {name!r}")
-        raw = _b64decode(sig_b64, "note signature")
+        raw = b64decode_strict(sig_b64, "note signature")
         if len(raw) < 5:
             raise VerificationError("note signature is too short")
         signatures.append(NoteSignature(name, int(struct.unpack(">I", raw[:4])[0]), raw[4:]))

@@ -58,6 +58,10 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def to_text(self) -> str:
+        if type(self.size) is not int or self.size < 0:
+            raise InvalidInput("checkpoint size must be a non-negative integer")
+        if not isinstance(self.root_hash, bytes) or len(self.root_hash) != merkle.HASH_SIZE:
+            raise InvalidInput(f"checkpoint root hash must be {merkle.HASH_SIZE} bytes")
         if not self.origin or "\n" in self.origin:
             raise InvalidInput("checkpoint origin must be one non-empty line")
         if any(not line or "\n" in line for line in self.extensions):

@@ -26,7 +26,9 @@ from evidence.chain import canonical, note
 from evidence.errors import InvalidInput, VerificationError
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?Z"
+)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # opaque ids: no spaces, no names
 
 Check = Callable[[Any], bool]
@@ -45,7 +47,24 @@ def _is_id(v: Any) -> bool:
 
 
 def _is_time(v: Any) -> bool:
-    return _is_str(v) and _TIME.fullmatch(v) is not None
+    """RFC 3339 in UTC: fields in range (RFC 3339 section 5.7, leap second allowed)."""
+    match = _TIME.fullmatch(v) if _is_str(v) else None
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    return (
+        1 <= month <= 12
+        and 1 <= day <= days[month - 1]
+        and hour < 24
+        and minute < 60
+        and second <= 60
+    )
+
+
+def _is_origin(v: Any) -> bool:
+    return _is_str(v) and note.is_valid_key_name(v)
 
 
 def _is_count(v: Any) -> bool:
@@ -71,9 +90,11 @@ def _is_object(v: Any) -> bool:
 
 
 def _is_item_refs(v: Any) -> bool:
+    """A non-empty list of {"item", "prev"} pairs naming each item once."""
     return (
         isinstance(v, list)
         and len(v) > 0
+        and len({r.get("item") if isinstance(r, dict) else None for r in v}) == len(v)
         and all(
             isinstance(r, dict)
             and set(r) == {"item", "prev"}
@@ -97,7 +118,7 @@ FIELD_CHECKS: dict[str, Check] = {
     "key": _is_vkey,
     "kind": _is_id,
     "media_type": _is_str,
-    "origin": note.is_valid_key_name,
+    "origin": _is_origin,
     "prev": _is_prev,
     "previous_key": _is_vkey,
     "reason": _is_id,

@@ -139,9 +139,12 @@ def consistency_path(old: int, new: int) -> list[tuple[int, int]]:
     return path
 
 
-def _check_hash(name: str, value: bytes) -> None:
-    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+def _hash(name: str, value: bytes | bytearray | memoryview) -> bytes:
+    """`value` as bytes if it is a 32-byte hash (any bytes-like type); raise otherwise."""
+    raw = bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
+    if raw is None or len(raw) != HASH_SIZE:  # counted in bytes, whatever the item size
         raise VerificationError(f"{name} is not a {HASH_SIZE}-byte hash")
+    return raw
 
 
 def _check_size(name: str, value: int) -> None:
@@ -149,11 +152,15 @@ def _check_size(name: str, value: int) -> None:
         raise VerificationError(f"{name} must be a non-negative integer")
 
 
-def _check_proof(proof: Sequence[bytes]) -> None:
+def _proof(proof: Sequence[bytes] | None) -> list[bytes]:
+    """The proof's hashes as bytes; None (JSON null) is the empty proof."""
+    if proof is None:
+        return []
+    if isinstance(proof, bytes | bytearray | memoryview | str):
+        raise VerificationError("a proof is a sequence of hashes, not one string of bytes")
     if len(proof) > MAX_PROOF_HASHES:
         raise VerificationError(f"proof has {len(proof)} hashes, more than any tree needs")
-    for i, h in enumerate(proof):
-        _check_hash(f"proof[{i}]", h)
+    return [_hash(f"proof[{i}]", h) for i, h in enumerate(proof)]
 
 
 def _expect_equal(name: str, computed: bytes, expected: bytes) -> None:
@@ -162,7 +169,7 @@ def _expect_equal(name: str, computed: bytes, expected: bytes) -> None:
 
 
 def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes] | None, root: bytes
 ) -> None:
     """Check that `leaf_hash` is leaf `index` of the tree of `size` with `root`.
 
@@ -172,9 +179,7 @@ def verify_inclusion(
     """
     _check_size("size", size)
     _check_size("index", index)
-    _check_hash("leaf hash", leaf_hash)
-    _check_hash("root", root)
-    _check_proof(proof)
+    leaf_hash, root, proof = _hash("leaf hash", leaf_hash), _hash("root", root), _proof(proof)
     if index >= size:
         raise VerificationError(f"index {index} is outside a tree of size {size}")
     fn, sn, r = index, size - 1, leaf_hash
@@ -194,7 +199,7 @@ def verify_inclusion(
 
 
 def verify_consistency(
-    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
+    size1: int, size2: int, proof: Sequence[bytes] | None, root1: bytes, root2: bytes
 ) -> None:
     """Check that the tree of `size2` with `root2` extends the tree of `size1` with `root1`.
 
@@ -203,9 +208,7 @@ def verify_consistency(
     """
     _check_size("size1", size1)
     _check_size("size2", size2)
-    _check_hash("root1", root1)
-    _check_hash("root2", root2)
-    _check_proof(proof)
+    root1, root2, proof = _hash("root1", root1), _hash("root2", root2), _proof(proof)
     if size1 > size2:
         raise VerificationError(f"size1 {size1} is larger than size2 {size2}")
     if size1 == size2 or size1 == 0:
@@ -218,7 +221,7 @@ def verify_consistency(
         return
     if not proof:
         raise VerificationError("consistency proof is empty")
-    path = list(proof)
+    path = proof
     if size1 & (size1 - 1) == 0:  # RFC 9162: a power of two is its own first subtree
         path.insert(0, root1)
     fn, sn = size1 - 1, size2 - 1

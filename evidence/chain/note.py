@@ -185,7 +185,7 @@ def sign_note(text: str, signers: Iterable[Signer]) -> str:
     if not text.endswith("\n"):
         raise InvalidInput("note text must end with a newline")
     try:
-        _check_text(text)
+        _check_text(text)  # before signing anything
     except VerificationError as exc:
         raise InvalidInput(str(exc)) from exc
     message = text.encode("utf-8")
@@ -195,7 +195,12 @@ def sign_note(text: str, signers: Iterable[Signer]) -> str:
         lines.append(f"{SIGNATURE_PREFIX}{signer.name} {_b64encode(sig)}\n")
     if not lines:
         raise InvalidInput("a note needs at least one signer")
-    return text + "\n" + "".join(lines)
+    if len(lines) > MAX_SIGNATURES:
+        raise InvalidInput(f"a note carries at most {MAX_SIGNATURES} signatures")
+    signed = text + "\n" + "".join(lines)
+    if len(signed.encode("utf-8")) > MAX_NOTE_SIZE:
+        raise InvalidInput(f"the signed note would be larger than {MAX_NOTE_SIZE} bytes")
+    return signed
 
 
 @dataclass(frozen=True)

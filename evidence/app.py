@@ -1,0 +1,80 @@
+"""The one app factory: `create_app(settings, *, db=None, log=None)`.
+
+Resources are owned by the application's ``cleanup_ctx``: whatever is not
+injected is opened at start-up (in a thread: opening is blocking I/O) and
+closed at shutdown. Injected resources belong to the caller, who opens,
+starts and closes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from evidence import api_log
+from evidence.custody import CustodyLog
+from evidence.db import Database
+from evidence.keys import load_or_create_log_signer
+from evidence.logs import access_log_middleware, get_logger
+from evidence.settings import Settings
+from evidence.web import DB, LOG, SETTINGS, error_middleware, setup_web
+
+__all__ = ["DB", "LOG", "SETTINGS", "create_app"]
+
+# Request bodies of the routes here are small; uploads stream through their own
+# handlers with their own limits.
+CLIENT_MAX_SIZE = 1 << 20
+
+_log = get_logger("evidence.app")
+
+
+def create_app(
+    settings: Settings, *, db: Database | None = None, log: CustodyLog | None = None
+) -> web.Application:
+    """Build the web application from `settings`, with `db` and `log` injectable by tests."""
+    app = web.Application(
+        middlewares=[access_log_middleware, error_middleware], client_max_size=CLIENT_MAX_SIZE
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources(db, log))
+    setup_web(app)
+    api_log.setup(app)
+    return app
+
+
+def _resources(
+    db: Database | None, log: CustodyLog | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        async with contextlib.AsyncExitStack() as owned:
+            the_db = db
+            if the_db is None:
+                the_db = await asyncio.to_thread(_open_database, settings)
+                owned.push_async_callback(asyncio.to_thread, the_db.close)
+            app[DB] = the_db
+            the_log = log
+            if the_log is None:
+                the_log = await asyncio.to_thread(_open_log, settings, the_db)
+                await the_log.start()
+                owned.push_async_callback(the_log.close)
+            app[LOG] = the_log
+            _log.info("log.opened", origin=the_log.origin, vkey=the_log.vkey)
+            yield
+
+    return resources
+
+
+def _open_database(settings: Settings) -> Database:
+    sqlite_path = settings.sqlite_path
+    if sqlite_path is not None:
+        sqlite_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Database.connect(settings.database_url)
+
+
+def _open_log(settings: Settings, db: Database) -> CustodyLog:
+    signer = load_or_create_log_signer(settings.log_key_file, settings.log_origin)
+    return CustodyLog.open(db, signer)

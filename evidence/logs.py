@@ -1,0 +1,159 @@
+"""Structured logging: static event names, ids as fields, JSON lines in production.
+
+Every log line is an *event* with a fixed dotted name (``http.request``,
+``log.opened``, ``server.started``) and fields carrying the ids and numbers;
+never a sentence with values pasted in. Standard-library loggers (aiohttp,
+alembic, SQLAlchemy) go through the same renderer.
+
+Key material, tokens, passwords and evidence bytes are never logged: the
+`redact_secrets` processor replaces the values of fields named like secrets,
+any string that looks like a private key, the password in URLs, and any bytes
+value, whatever the caller passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import IO, Any
+
+import structlog
+from aiohttp import web
+
+from evidence.chain.note import PRIVATE_KEY_PREFIX
+
+REDACTED = "[redacted]"
+_HANDLER_NAME = "evidence"
+
+# Field names whose values are secrets. "vkey" (a public verifier key) and
+# "key_file" (a path) are deliberately not matched.
+_SECRET_NAME = re.compile(
+    r"token|passw(or)?d|secret|skey|seed|private|authori[sz]ation|cookie|credential"
+    r"|signing_key|api_key|^key$",
+    re.IGNORECASE,
+)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"[{len(value)} bytes redacted]"
+    if isinstance(value, str):
+        if PRIVATE_KEY_PREFIX in value:
+            return REDACTED
+        if "://" in value and "@" in value:
+            return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", value)
+    return value
+
+
+def redact_secrets(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: drop secret values from every event (see module docstring)."""
+    for name, value in list(event_dict.items()):
+        if _SECRET_NAME.search(name):
+            event_dict[name] = REDACTED
+        else:
+            event_dict[name] = _redact_value(value)
+    return event_dict
+
+
+def configure_logging(
+    level: str = "info", fmt: str = "json", stream: IO[str] | None = None
+) -> None:
+    """Send structlog and standard-library logging to `stream` (stderr) as `fmt` lines.
+
+    `fmt` is ``"json"`` (one JSON object a line, for production) or
+    ``"console"`` (for people at a terminal).
+    """
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+    else:
+        renderer = structlog.processors.JSONRenderer()
+        final = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if old.get_name() == _HANDLER_NAME:  # configured before: replace, don't duplicate
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # aiohttp's own access log is replaced by `access_log_middleware`; Alembic's
+    # step-by-step chatter is not worth a line each at every start.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def get_logger(name: str = "evidence") -> Any:
+    """A structlog logger; call it with a static event name and fields."""
+    return structlog.get_logger(name)
+
+
+_access = get_logger("evidence.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log one ``http.request`` event per request: method, path (no query), status, duration.
+
+    Binds a fresh ``request_id`` for every event logged while handling the
+    request and returns it in the ``X-Request-Id`` header.
+    """
+    request_id = uuid.uuid4().hex
+    start = time.perf_counter()
+    status = 500
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+            status = response.status
+            if not response.prepared:
+                response.headers["X-Request-Id"] = request_id
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers["X-Request-Id"] = request_id
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's code for it)
+            raise
+        finally:
+            _access.info(
+                "http.request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                duration_ms=round((time.perf_counter() - start) * 1000, 3),
+            )

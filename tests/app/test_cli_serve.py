@@ -1,0 +1,152 @@
+"""The real `evidence serve` in a subprocess, followed by `evidence log verify`, then SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from apphelpers import access_entries, free_port, make_settings
+
+from evidence.custody import CustodyLog
+from evidence.db import Database
+from evidence.keys import load_log_signer
+
+EVIDENCE = Path(sys.executable).parent / "evidence"
+STARTUP_ATTEMPTS = 600  # polls 50 ms apart: a generous bound for a slow CI machine
+
+
+def _command(*args: str) -> list[str]:
+    if EVIDENCE.exists():
+        return [str(EVIDENCE), *args]
+    return [sys.executable, "-m", "evidence.cli", *args]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update(
+        EVIDENCE_DATA_DIR=str(tmp_path / "data"),
+        EVIDENCE_LOG_FORMAT="json",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    data_dir: Path
+
+    def events(self) -> list[dict[str, object]]:
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+@pytest.fixture
+def running_server(tmp_path: Path) -> Iterator[RunningServer]:
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            _command("serve", "--port", str(port)),
+            env=_env(tmp_path),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    server = RunningServer(proc, f"http://127.0.0.1:{port}", log_path, tmp_path / "data")
+    try:
+        for _ in range(STARTUP_ATTEMPTS):
+            if proc.poll() is not None:
+                pytest.fail(f"evidence serve exited {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(server.url + "/log/checkpoint", timeout=5) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.05)
+        else:
+            pytest.fail(f"evidence serve did not answer:\n{log_path.read_text()}")
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _verify(server: RunningServer, state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _command("log", "verify", "--server", server.url, "--state", str(state)),
+        env=_env(state.parent),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _append_from_an_admin_process(data_dir: Path, count: int) -> None:
+    """Append as an admin command does: a second CustodyLog on the same database."""
+    settings = make_settings(data_dir)
+    db = Database.connect(settings.database_url)
+    try:
+        log = CustodyLog.open(db, load_log_signer(settings.log_key_file))
+        log.append_sync(access_entries(count))
+    finally:
+        db.close()
+
+
+def test_serve_verify_append_verify_forge_and_stop(
+    running_server: RunningServer, tmp_path: Path
+) -> None:
+    state = tmp_path / "monitor" / "state.json"
+    state.parent.mkdir()
+
+    first = _verify(running_server, state)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("checkpoint 1 verified (origin ")
+    assert "key pinned from first use" in first.stdout
+
+    _append_from_an_admin_process(running_server.data_dir, 4)
+    second = _verify(running_server, state)
+    assert second.returncode == 0, second.stderr
+    assert "checkpoint 5 verified" in second.stdout
+    assert ", consistent with 1 seen at " in second.stdout
+
+    saved = json.loads(state.read_text())
+    saved["checkpoint"]["size"] = 3
+    saved["checkpoint"]["root_hash"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    state.write_text(json.dumps(saved))
+    forged = _verify(running_server, state)
+    assert forged.returncode == 1
+    assert forged.stdout == ""
+    assert forged.stderr.startswith(
+        "error: LOG FORK DETECTED: checkpoint 5 is NOT consistent with checkpoint 3"
+    )
+
+    running_server.proc.send_signal(signal.SIGTERM)
+    assert running_server.proc.wait(timeout=60) == 0
+    events = running_server.events()
+    names = [e["event"] for e in events]
+    assert "server.started" in names
+    assert names[-1] == "server.stopped"
+    assert names.index("server.started") < names.index("server.stopping")
+    started = next(e for e in events if e["event"] == "server.started")
+    assert started["url"] == running_server.url
+    assert str(started["vkey"]).startswith(str(started["origin"]) + "+")
+    stopping = next(e for e in events if e["event"] == "server.stopping")
+    assert stopping["signal"] == "SIGTERM"
+    requests = [e for e in events if e["event"] == "http.request"]
+    assert {e["path"] for e in requests} >= {"/log/vkey", "/log/checkpoint"}

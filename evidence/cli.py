@@ -3,7 +3,8 @@
 ``evidence serve``, ``evidence fsck`` and ``evidence log verify``. Every error
 raised on purpose is an `EvidenceError`, caught once in `main`: it prints
 ``error: <message>`` on stderr and exits 1 (2 for bad settings, as for bad
-command-line usage).
+command-line usage; 3 when a server could not be reached, so that a monitor
+tells "the log's server is down" from "the log failed verification").
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import click
 from aiohttp import web
 
 from evidence import __version__
-from evidence.errors import ConfigError, EvidenceError, NotFound
+from evidence.errors import ConfigError, EvidenceError, NotFound, Unreachable
 from evidence.logs import configure_logging, get_logger
 from evidence.settings import Settings
 
@@ -28,6 +29,7 @@ SHUTDOWN_TIMEOUT_SECONDS = 30.0
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2  # also click's code for bad usage
+EXIT_UNREACHABLE = 3
 
 _log = get_logger("evidence.cli")
 
@@ -184,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
+    except Unreachable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
     except EvidenceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)

@@ -62,6 +62,17 @@ class StorageUnavailable(EvidenceError):
     http_status = 503
 
 
+class Unreachable(EvidenceError):
+    """A remote service (a log being monitored) cannot be reached or failed; retry later.
+
+    Kept apart from verification failures, so that a monitor can tell "the
+    server is down" from "the log forked".
+    """
+
+    code = "unreachable"
+    http_status = 502
+
+
 class ConfigError(EvidenceError):
     """A setting is missing or has a bad value."""
 

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from evidence import __version__
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
-from evidence.errors import EvidenceError, InvalidInput, VerificationError
+from evidence.errors import EvidenceError, InvalidInput, Unreachable, VerificationError
 from evidence.fsutil import replace_atomically
 
 STATE_VERSION = 1
@@ -122,11 +122,12 @@ def http_get(url: str) -> bytes:
     except urllib.error.HTTPError as exc:
         with exc:
             detail = _error_detail(exc.read(4096))
-        raise EvidenceError(f"{url}: the server answered HTTP {exc.code}{detail}") from exc
+        error = Unreachable if exc.code >= 500 else EvidenceError
+        raise error(f"{url}: the server answered HTTP {exc.code}{detail}") from exc
     except urllib.error.URLError as exc:
-        raise EvidenceError(f"cannot reach {url}: {exc.reason}") from exc
+        raise Unreachable(f"cannot reach {url}: {exc.reason}") from exc
     except (OSError, http.client.HTTPException) as exc:
-        raise EvidenceError(f"cannot read {url}: {exc}") from exc
+        raise Unreachable(f"cannot read {url}: {exc}") from exc
     if len(body) > MAX_RESPONSE_SIZE:
         raise VerificationError(f"{url}: response is larger than {MAX_RESPONSE_SIZE} bytes")
     return body

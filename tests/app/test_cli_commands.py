@@ -127,11 +127,12 @@ def test_fsck_without_a_database_exits_1_and_creates_none(
     assert not (env / "evidence.db").exists()
 
 
-def test_log_verify_of_an_unreachable_server_exits_1(
+def test_log_verify_of_an_unreachable_server_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Exit 3, not 1: a monitor must tell "the server is down" from "the log is bad"."""
     state = tmp_path / "s.json"
-    assert _run("log", "verify", "--server", "http://127.0.0.1:9", "--state", str(state)) == 1
+    assert _run("log", "verify", "--server", "http://127.0.0.1:9", "--state", str(state)) == 3
     assert capsys.readouterr().err.startswith("error: cannot reach http://127.0.0.1:9/log/vkey")
     assert not state.exists()
 

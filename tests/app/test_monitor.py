@@ -14,7 +14,7 @@ from apphelpers import access_entries, make_settings
 
 from evidence.app import LOG, create_app
 from evidence.chain import merkle, note
-from evidence.errors import EvidenceError, InvalidInput, VerificationError
+from evidence.errors import EvidenceError, InvalidInput, Unreachable, VerificationError
 from evidence.monitor import default_state_path, http_get, verify_log
 from evidence.settings import Settings
 
@@ -215,7 +215,7 @@ async def test_damaged_state_file_is_refused_not_overwritten(
 
 
 async def test_unreachable_server_says_so(tmp_path: Path) -> None:
-    with pytest.raises(EvidenceError, match=re.escape("cannot reach http://127.0.0.1:9/log/vkey")):
+    with pytest.raises(Unreachable, match=re.escape("cannot reach http://127.0.0.1:9/log/vkey")):
         await asyncio.to_thread(verify_log, "http://127.0.0.1:9", tmp_path / "s.json")
 
 

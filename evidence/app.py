@@ -17,9 +17,13 @@ from aiohttp import web
 from evidence import api_log
 from evidence.custody import CustodyLog
 from evidence.db import Database
+from evidence.errors import EvidenceError
+from evidence.ingest import tus
+from evidence.ingest.service import Ingest, Limits
 from evidence.keys import load_or_create_log_signer
 from evidence.logs import access_log_middleware, get_logger
 from evidence.settings import Settings
+from evidence.storage import ObjectStore, content_key, open_store
 from evidence.web import DB, LOG, SETTINGS, error_middleware, setup_web
 
 __all__ = ["DB", "LOG", "SETTINGS", "create_app"]
@@ -27,21 +31,29 @@ __all__ = ["DB", "LOG", "SETTINGS", "create_app"]
 # Request bodies of the routes here are small; uploads stream through their own
 # handlers with their own limits.
 CLIENT_MAX_SIZE = 1 << 20
+EXPIRY_INTERVAL_SECONDS = 600  # expired uploads are removed within this long
+HIGH_WATER_FILE = "log-high-water.json"  # see evidence.highwater: one per machine
 
 _log = get_logger("evidence.app")
 
 
 def create_app(
-    settings: Settings, *, db: Database | None = None, log: CustodyLog | None = None
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    log: CustodyLog | None = None,
+    store: ObjectStore | None = None,
 ) -> web.Application:
-    """Build the web application from `settings`, with `db` and `log` injectable by tests."""
+    """Build the web application from `settings`, with `db`, `log`, `store` injectable by tests."""
     app = web.Application(
         middlewares=[access_log_middleware, error_middleware], client_max_size=CLIENT_MAX_SIZE
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources(db, log))
+    app.cleanup_ctx.append(_ingest(store))
     setup_web(app)
     api_log.setup(app)
+    tus.setup(app)
     return app
 
 
@@ -53,12 +65,12 @@ def _resources(
         async with contextlib.AsyncExitStack() as owned:
             the_db = db
             if the_db is None:
-                the_db = await asyncio.to_thread(_open_database, settings)
+                the_db = await asyncio.to_thread(open_database, settings)
                 owned.push_async_callback(asyncio.to_thread, the_db.close)
             app[DB] = the_db
             the_log = log
             if the_log is None:
-                the_log = await asyncio.to_thread(_open_log, settings, the_db)
+                the_log = await asyncio.to_thread(open_log, settings, the_db)
                 await the_log.start()
                 owned.push_async_callback(the_log.close)
             app[LOG] = the_log
@@ -68,13 +80,51 @@ def _resources(
     return resources
 
 
-def _open_database(settings: Settings) -> Database:
+def _ingest(
+    store: ObjectStore | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ingest(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        the_store = store if store is not None else await asyncio.to_thread(open_store, settings)
+        app[tus.INGEST] = Ingest(
+            app[DB],
+            app[LOG],
+            the_store,
+            key_for=lambda sha256: content_key("originals", sha256),
+            limits=Limits(max_upload_size=settings.max_upload_size),
+        )
+        expiry = asyncio.create_task(_expire_uploads(app[tus.INGEST]), name="upload-expiry")
+        try:
+            yield
+        finally:
+            expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await expiry
+            if store is None:
+                await asyncio.to_thread(the_store.close)
+
+    return ingest
+
+
+async def _expire_uploads(ingest: Ingest) -> None:
+    """Remove expired, unfinished uploads and their staging, now and then (tus expiration)."""
+    while True:
+        try:
+            removed = await ingest.expire()
+            if removed:
+                _log.info("uploads.expired", count=removed)
+        except EvidenceError as exc:  # the database or store is down: try again later
+            _log.warning("uploads.expiry_failed", error=str(exc))
+        await asyncio.sleep(EXPIRY_INTERVAL_SECONDS)
+
+
+def open_database(settings: Settings) -> Database:
     sqlite_path = settings.sqlite_path
     if sqlite_path is not None:
         sqlite_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return Database.connect(settings.database_url)
 
 
-def _open_log(settings: Settings, db: Database) -> CustodyLog:
+def open_log(settings: Settings, db: Database) -> CustodyLog:
     signer = load_or_create_log_signer(settings.log_key_file, settings.log_origin)
-    return CustodyLog.open(db, signer)
+    return CustodyLog.open(db, signer, high_water=settings.data_dir / HIGH_WATER_FILE)

@@ -20,6 +20,7 @@ import click
 from aiohttp import web
 
 from evidence import __version__
+from evidence.cli_common import config_option
 from evidence.errors import ConfigError, EvidenceError, NotFound, Unreachable
 from evidence.logs import configure_logging, get_logger
 from evidence.settings import Settings
@@ -32,14 +33,6 @@ EXIT_CONFIG = 2  # also click's code for bad usage
 EXIT_UNREACHABLE = 3
 
 _log = get_logger("evidence.cli")
-
-config_option = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML settings file (default: $EVIDENCE_CONFIG). Environment variables win over it.",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -121,7 +114,7 @@ def fsck(config_file: Path | None) -> None:
     sqlite_path = settings.sqlite_path
     if sqlite_path is not None and not sqlite_path.exists():
         raise NotFound(f"no database at {sqlite_path}")
-    db = Database.connect(settings.database_url)
+    db = Database.connect(settings.database_url, migrate=False)  # check it as it is
     try:
         report = run_fsck(db, signer.verifier.vkey)
     finally:
@@ -167,6 +160,18 @@ def log_verify(server: str, state_file: Path | None, vkey: str | None) -> None:
     path = state_file if state_file is not None else default_state_path(server)
     result = verify_log(server, path, vkey=vkey)
     click.echo(result.summary())
+
+
+def _add_commands() -> None:
+    from evidence.cli_admin import cases_group, devices_group
+    from evidence.device.cli import device_group
+
+    cli.add_command(devices_group)
+    cli.add_command(cases_group)
+    cli.add_command(device_group)
+
+
+_add_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

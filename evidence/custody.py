@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +39,7 @@ from evidence.chain.entries import CustodyEntry, LogCreated, parse_entry
 from evidence.db import Database
 from evidence.db.schema import log_checkpoints, log_entries, log_nodes, log_state, node_key
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound, VerificationError
+from evidence.highwater import HighWater
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +48,15 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 1000
 
 Clock = Callable[[], dt.datetime]
+Record = Callable[[Connection, list[int]], None]
+RecordOne = Callable[[Connection, int], None]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    data: bytes
+    future: asyncio.Future[int]
+    record: RecordOne | None
 
 
 def utc_now() -> dt.datetime:
@@ -109,29 +121,46 @@ def root_at(conn: Connection, size: int) -> bytes:
 
 
 class CustodyLog:
-    def __init__(self, db: Database, signer: note.Signer, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        signer: note.Signer,
+        clock: Clock,
+        high_water: HighWater | None = None,
+    ) -> None:
         self._db = db
         self._signer = signer
         self._verifier = signer.verifier
         self.clock = clock
         self.origin = signer.name
         self.vkey = self._verifier.vkey
-        self._pending: list[tuple[bytes, asyncio.Future[int]]] = []
+        self._pending: list[_Pending] = []
         self._wakeup: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._append_lock = threading.Lock()  # one batch at a time from this process
         self._tip: _Tip | None = None
+        self._high_water = high_water
 
     # -- opening -----------------------------------------------------------
 
     @classmethod
-    def open(cls, db: Database, signer: note.Signer, *, clock: Clock | None = None) -> CustodyLog:
+    def open(
+        cls,
+        db: Database,
+        signer: note.Signer,
+        *,
+        clock: Clock | None = None,
+        high_water: Path | None = None,
+    ) -> CustodyLog:
         """Open the log in `db`, creating it (first entry ``log.created``) if it is empty.
 
-        Raises IntegrityError if the database holds a log of another origin or key.
+        `high_water` names this machine's high-water mark file (see
+        `evidence.highwater`). Raises IntegrityError if the database holds a log
+        of another origin or key.
         """
-        custody = cls(db, signer, clock or utc_now)
+        mark = HighWater(high_water) if high_water is not None else None
+        custody = cls(db, signer, clock or utc_now, mark)
         with db.write() as conn:
             state = custody._lock_state(conn)
             if state.size == 0:
@@ -140,20 +169,26 @@ class CustodyLog:
                     time=format_time(custody.clock()), origin=custody.origin, key=custody.vkey
                 )
                 data = created.to_bytes()
-                _, custody._tip = custody._append_locked(
-                    conn, state, [data], [merkle.leaf_hash(data)]
-                )
+                _, tip = custody._append_locked(conn, state, [data], [merkle.leaf_hash(data)])
                 log.info("log.created", origin=custody.origin, vkey=custody.vkey)
             elif (state.origin, state.vkey) != (custody.origin, custody.vkey):
                 raise IntegrityError(
                     f"this database holds the log {state.origin!r} with key {state.vkey!r}; "
                     f"the configured key is {custody.vkey!r}"
                 )
+            else:
+                tip = None
+        if tip is not None:  # committed
+            custody._tip = tip
+            if mark is not None:
+                mark.raise_to(tip.size, tip.root)
         return custody
 
     # -- appending ---------------------------------------------------------
 
     async def start(self) -> None:
+        if self._writer is not None:
+            raise EvidenceError("the custody log is already started")
         self._wakeup = asyncio.Event()
         self._closing = False
         self._writer = asyncio.create_task(self._write_loop(), name="custody-log-writer")
@@ -167,25 +202,43 @@ class CustodyLog:
         await self._writer
         self._writer = None
 
-    async def append(self, entry: CustodyEntry | bytes) -> int:
-        """Append one entry; return its index once it is durable and covered by a checkpoint."""
+    async def append(self, entry: CustodyEntry | bytes, *, record: RecordOne | None = None) -> int:
+        """Append one entry; return its index once it is durable and covered by a checkpoint.
+
+        `record(conn, index)`, if given, runs in the append's transaction (in a
+        savepoint) before the entry is written: the rows that go with the entry
+        (an item, say) commit with it or not at all. If `record` raises, this
+        entry is left out of the batch and the exception is raised here; the
+        other entries of the batch are not affected.
+        """
         data = _entry_bytes(entry)
         if self._writer is None or self._wakeup is None or self._closing:
             raise EvidenceError("the custody log is not accepting appends (not started or closing)")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((data, future))
+        self._pending.append(_Pending(data, future, record))
         self._wakeup.set()
         return await future
 
     async def append_many(self, entries: Sequence[CustodyEntry | bytes]) -> list[int]:
         return list(await asyncio.gather(*(self.append(e) for e in entries)))
 
-    def append_sync(self, entries: Sequence[CustodyEntry | bytes]) -> list[int]:
-        """Append in one transaction from a blocking caller (admin commands, benchmarks)."""
+    def append_sync(
+        self, entries: Sequence[CustodyEntry | bytes], *, record: Record | None = None
+    ) -> list[int]:
+        """Append from a blocking caller (admin commands, benchmarks); return the indexes.
+
+        `record(conn, indexes)`, if given, runs in the same transaction as the
+        append: the rows that go with the entries (a device, say) are committed
+        with them or not at all. With `record`, all entries go in one batch.
+        """
         datas = [_entry_bytes(e) for e in entries]
+        if record is not None:
+            if len(datas) > MAX_BATCH:
+                raise InvalidInput(f"at most {MAX_BATCH} entries in one recorded append")
+            return _indexes(self._append_batch(datas, batch_record=record))
         indexes: list[int] = []
         for start in range(0, len(datas), MAX_BATCH):
-            indexes.extend(self._append_batch(datas[start : start + MAX_BATCH]))
+            indexes.extend(_indexes(self._append_batch(datas[start : start + MAX_BATCH])))
         return indexes
 
     async def _write_loop(self) -> None:
@@ -197,29 +250,68 @@ class CustodyLog:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
                 try:
-                    indexes = await asyncio.to_thread(self._append_batch, [d for d, _ in batch])
+                    outcomes = await asyncio.to_thread(
+                        self._append_batch, [p.data for p in batch], [p.record for p in batch]
+                    )
+                except asyncio.CancelledError:
+                    # The batch may or may not have committed: say so, never leave a waiter hanging.
+                    unknown = EvidenceError(
+                        "the log writer was stopped; the append's fate is unknown"
+                    )
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(unknown)
+                    raise
                 except Exception as exc:  # every waiter learns why its append failed
                     log.error("log.append_failed", error=str(exc), entries=len(batch))
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), index in zip(batch, indexes, strict=True):
-                    if not future.done():
-                        future.set_result(index)
+                    outcomes = [exc] * len(batch)
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    if pending.future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        pending.future.set_exception(outcome)
+                    else:
+                        pending.future.set_result(outcome)
             if self._closing:
                 return
 
-    def _append_batch(self, datas: list[bytes]) -> list[int]:
+    def _append_batch(
+        self,
+        datas: list[bytes],
+        records: Sequence[RecordOne | None] = (),
+        batch_record: Record | None = None,
+    ) -> list[int | Exception]:
+        """One transaction: each entry's index, or the exception its record raised."""
         leaves = [merkle.leaf_hash(d) for d in datas]  # before taking the lock
         with self._append_lock:
             with self._db.write() as conn:
                 state = self._lock_state(conn)
                 if state.size == 0:
                     raise IntegrityError("the log has not been created (open it first)")
-                indexes, tip = self._append_locked(conn, state, datas, leaves)
+                outcomes: list[int | Exception] = []
+                kept: list[int] = []  # positions in `datas` of the entries that go in
+                for position, record in itertools.zip_longest(range(len(datas)), records):
+                    index = state.size + len(kept)
+                    if record is not None:
+                        try:
+                            with conn.begin_nested():
+                                record(conn, index)
+                        except Exception as exc:
+                            outcomes.append(exc)
+                            continue
+                    kept.append(position)
+                    outcomes.append(index)
+                if not kept:  # every record failed: nothing to append, nothing to sign
+                    return outcomes
+                indexes, tip = self._append_locked(
+                    conn, state, [datas[k] for k in kept], [leaves[k] for k in kept]
+                )
+                if batch_record is not None:
+                    batch_record(conn, indexes)
             self._tip = tip  # only once committed
-            return indexes
+            if self._high_water is not None:
+                self._high_water.raise_to(tip.size, tip.root)
+            return outcomes
 
     def _lock_state(self, conn: Connection) -> Any:
         query = sa.select(log_state)
@@ -234,25 +326,57 @@ class CustodyLog:
         """The last checkpoint this log signed and the frontier of its tree.
 
         From memory when the state row shows nobody appended since this process
-        did; otherwise from the database, with the checkpoint's signature checked.
+        did. Otherwise from the database, checked: the newest stored checkpoint
+        must be of the state's size and verify with the log's key, and the
+        database's tree must still contain every checkpoint signed before, by
+        this process and (through the high-water mark) on this machine. A
+        database that went back in time is refused, never built upon: building
+        on it would sign a second tree of a size already signed, a fork.
         """
         tip = self._tip
         if tip is not None and (tip.size, tip.root) == (state.size, state.root):
             return tip
+        if tip is not None and state.size < tip.size:
+            raise IntegrityError(
+                f"the database's log has {state.size} entries but this process signed a "
+                f"checkpoint of size {tip.size}: the database went back in time; refusing to sign"
+            )
         if state.size == 0:
             return None
-        signed = conn.execute(
-            sa.select(log_checkpoints.c.note).where(log_checkpoints.c.size == state.size)
-        ).scalar_one_or_none()
-        if signed is None:
-            raise IntegrityError(f"no signed checkpoint for the log's size {state.size}")
+        newest = conn.execute(
+            sa.select(log_checkpoints.c.size, log_checkpoints.c.note)
+            .order_by(log_checkpoints.c.size.desc())
+            .limit(1)
+        ).one_or_none()
+        if newest is None or newest.size != state.size:
+            raise IntegrityError(
+                f"the log's state says {state.size} entries but the newest stored checkpoint is "
+                f"{newest.size if newest else 'missing'}; refusing to sign"
+            )
         try:
-            last = cp.verify_checkpoint(signed, self._verifier)
+            last = cp.verify_checkpoint(newest.note, self._verifier)
         except VerificationError as exc:
             raise IntegrityError(f"the last signed checkpoint does not verify: {exc}") from exc
+        if last.size != state.size or last.root_hash != bytes(state.root or b""):
+            raise IntegrityError("the log's state row does not match its newest signed checkpoint")
+        for earlier in (tip, self._high_water_mark()):
+            if earlier is not None and not self._contains(conn, state.size, earlier):
+                raise IntegrityError(
+                    f"the database's log does not contain the checkpoint of size {earlier.size} "
+                    "signed before: it went back in time or was altered; refusing to sign"
+                )
         subtrees = merkle.perfect_subtrees(0, state.size)
         stored = read_subtrees(conn, subtrees)
         return _Tip(last.size, last.root_hash, [stored[s] for s in subtrees])
+
+    def _high_water_mark(self) -> _Tip | None:
+        mark = self._high_water.read() if self._high_water is not None else None
+        return None if mark is None else _Tip(mark.size, mark.root, [])
+
+    @staticmethod
+    def _contains(conn: Connection, size: int, earlier: _Tip) -> bool:
+        """Whether the stored tree of `size` still has `earlier`'s root at `earlier.size`."""
+        return earlier.size <= size and root_at(conn, earlier.size) == earlier.root
 
     def _append_locked(
         self, conn: Connection, state: Any, datas: list[bytes], leaves: list[bytes]
@@ -377,6 +501,13 @@ class CustodyLog:
             if not 0 <= size <= current:
                 raise InvalidInput(f"need 0 <= size <= {current}, got {size}")
             return root_at(conn, size)
+
+
+def _indexes(outcomes: list[int | Exception]) -> list[int]:
+    """The indexes of a batch without per-entry records (where nothing can fail alone)."""
+    indexes = [o for o in outcomes if isinstance(o, int)]
+    assert len(indexes) == len(outcomes)
+    return indexes
 
 
 def _current_size(conn: Connection) -> int:

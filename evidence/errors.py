@@ -33,6 +33,25 @@ class VerificationError(EvidenceError):
     http_status = 422
 
 
+class Unauthorized(EvidenceError):
+    """No credentials, or credentials that are not valid (a revoked device is Forbidden)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class TooLarge(EvidenceError):
+    code = "too_large"
+    http_status = 413
+
+
+class ChecksumMismatch(EvidenceError):
+    """tus checksum extension: the request body does not match its Upload-Checksum."""
+
+    code = "checksum_mismatch"
+    http_status = 460
+
+
 class NotFound(EvidenceError):
     code = "not_found"
     http_status = 404
@@ -60,6 +79,7 @@ class StorageUnavailable(EvidenceError):
 
     code = "storage_unavailable"
     http_status = 503
+    retry_after = 5  # seconds: sent as Retry-After
 
 
 class Unreachable(EvidenceError):

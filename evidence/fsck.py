@@ -1,14 +1,18 @@
 """`evidence fsck`: re-derive the custody log from its entries and compare with what is stored.
 
 It trusts nothing stored but the entries' bytes and the verifier key it is
-given. In one streaming pass over the entries (memory stays O(log n)) it:
+given. In one streaming pass over the entries and the checkpoints, in one
+snapshot of the database (so appends going on meanwhile do not disturb it),
+with memory bounded by a chunk of entries, it:
 
 * checks entries are numbered 0..n-1 without gaps, that each is a valid
   canonical entry, and that entry 0 is ``log.created`` naming this key;
 * recomputes every leaf and subtree hash and compares it with the stored one;
 * recomputes the root at every checkpoint's size and compares it with the
   checkpoint, whose signature it verifies with the key;
-* checks the stored subtree hashes number exactly what the entries produce.
+* checks the stored subtree hashes number exactly what the entries produce;
+* checks that the newest checkpoint covers every entry and that the state row
+  (size, root, origin, key) says what the entries and that checkpoint say.
 
 Checkpoints are mutually consistent when each one's root is the root of a
 prefix of the same entries, which is what the pass checks for every one.
@@ -85,13 +89,18 @@ def fsck(db: Database, vkey: str) -> FsckReport:
 
 
 def _check(conn: Connection, verifier: note.Verifier, report: FsckReport) -> None:
+    if not sa.inspect(conn).has_table(log_state.name):
+        report.problem("this database holds no custody log (no log_state table)")
+        return
     state = conn.execute(sa.select(log_state).where(log_state.c.id == 1)).one_or_none()
     if state is None:
         report.problem("the log's state row is missing")
         return
-    checkpoints = sorted(_load_checkpoints(conn, verifier, report).items())
-    report.checkpoints = len(checkpoints)
-    next_checkpoint = 0  # position in `checkpoints` of the next one to compare
+    # Checkpoints stream in size order beside the entries: memory stays small
+    # however many there are.
+    checkpoints = _verified_checkpoints(conn, verifier, report)
+    pending = next(checkpoints, None)  # the next checkpoint to compare
+    last_checkpoint: tuple[int, bytes] | None = None
 
     size = 0  # entries re-derived so far
     frontier: list[bytes] = []  # hashes of merkle.perfect_subtrees(0, size)
@@ -100,22 +109,22 @@ def _check(conn: Connection, verifier: note.Verifier, report: FsckReport) -> Non
 
     def flush() -> None:
         """Re-derive the hashes of the buffered entries; compare them and the checkpoint roots."""
-        nonlocal size, frontier, next_checkpoint
+        nonlocal size, frontier, pending, last_checkpoint
         first, leaves = size, [merkle.leaf_hash(data) for _, data in buffer]
         created: list[tuple[merkle.Subtree, bytes]] = []
         end = first + len(leaves)
-        while size < end:
+        while size < end or (pending is not None and pending[0] == size):
             # Advance to the next checkpoint size in this chunk, or to the chunk's end.
-            cut = end
-            if next_checkpoint < len(checkpoints) and checkpoints[next_checkpoint][0] <= end:
-                cut = checkpoints[next_checkpoint][0]
+            cut = pending[0] if pending is not None and pending[0] <= end else end
             new, frontier = merkle.append_leaves(size, frontier, leaves[size - first : cut - first])
             created.extend(new)
             size = cut
-            if next_checkpoint < len(checkpoints) and checkpoints[next_checkpoint][0] == size:
-                if merkle.fold_subtrees(frontier) != checkpoints[next_checkpoint][1]:
+            if pending is not None and pending[0] == size:
+                if merkle.fold_subtrees(frontier) != pending[1]:
                     bad_roots.append(size)
-                next_checkpoint += 1
+                last_checkpoint, pending = pending, next(checkpoints, None)
+            elif size == end:
+                break
         _compare_nodes(conn, created, report)
         buffer.clear()
 
@@ -123,6 +132,9 @@ def _check(conn: Connection, verifier: note.Verifier, report: FsckReport) -> Non
         if idx != expected:
             report.problem(f"entries {expected}..{idx - 1} are missing")
             break  # nothing after a gap can be re-derived
+        if idx >= state.size:
+            report.problem(f"entry {idx} and any after it are beyond the log's size {state.size}")
+            break
         data = bytes(data)
         try:
             entry = parse_entry(data)
@@ -140,26 +152,48 @@ def _check(conn: Connection, verifier: note.Verifier, report: FsckReport) -> Non
             flush()
     flush()
     report.entries = size
+    if size == 0:
+        report.problem("the log has no entries: entry 0 (log.created) is missing")
     if bad_roots:
         later = f" (and {len(bad_roots) - 1} later checkpoints)" if len(bad_roots) > 1 else ""
         report.problem(
             f"checkpoint {bad_roots[0]}{later}: signed root is not the root re-derived from "
             f"entries 0..{bad_roots[0] - 1}"
         )
-
-    if state.size != size:
-        report.problem(f"the log's state says {state.size} entries, {size} were re-derived")
+    # Every checkpoint whose root matched is the root of a prefix of the same
+    # entries, so those checkpoints are consistent with each other; the ones
+    # left over claim entries that are not there.
+    while pending is not None:
+        report.problem(f"checkpoint {pending[0]}: is beyond the {size} entries re-derived")
+        pending = next(checkpoints, None)
+    _check_state(state, size, last_checkpoint, verifier, report)
     want_nodes = 2 * size - bin(size).count("1")
     report.nodes = conn.execute(sa.select(sa.func.count()).select_from(log_nodes)).scalar_one()
     if report.nodes != want_nodes:
         report.problem(
             f"{report.nodes} subtree hashes are stored where {size} entries make {want_nodes}"
         )
-    # Every checkpoint whose root matched is the root of a prefix of the same
-    # entries, so those checkpoints are consistent with each other; the ones
-    # left over claim entries that are not there.
-    for late_size, _ in checkpoints[next_checkpoint:]:
-        report.problem(f"checkpoint {late_size}: is beyond the {size} entries re-derived")
+
+
+def _check_state(
+    state: Any,
+    size: int,
+    last_checkpoint: tuple[int, bytes] | None,
+    verifier: note.Verifier,
+    report: FsckReport,
+) -> None:
+    """The state row must say what the entries and the newest checkpoint say."""
+    if state.size != size:
+        report.problem(f"the log's state says {state.size} entries, {size} were re-derived")
+    if size and (last_checkpoint is None or last_checkpoint[0] != size):
+        newest = last_checkpoint[0] if last_checkpoint else "none"
+        report.problem(
+            f"no signed checkpoint covers all {size} entries (the newest verified is {newest})"
+        )
+    elif size and last_checkpoint is not None and bytes(state.root or b"") != last_checkpoint[1]:
+        report.problem("the log's state row root is not the newest checkpoint's root")
+    if (state.origin, state.vkey) != (verifier.name, verifier.vkey):
+        report.problem("the log's state row names another origin or key than this log's")
 
 
 def _compare_nodes(
@@ -201,11 +235,10 @@ def _subtree_name(level: int, idx: int) -> str:
     return f"subtree (level {level}, index {idx}) over entries {first}..{last}"
 
 
-def _load_checkpoints(
+def _verified_checkpoints(
     conn: Connection, verifier: note.Verifier, report: FsckReport
-) -> dict[int, bytes]:
-    """Signed checkpoints that verify, by size; problems for the others."""
-    verified: dict[int, bytes] = {}
+) -> Iterator[tuple[int, bytes]]:
+    """Signed checkpoints that verify, as (size, root) in size order; problems for the others."""
     for size, root, signed in _chunks(conn, log_checkpoints, log_checkpoints.c.size):
         try:
             checkpoint = cp.verify_checkpoint(signed, verifier)
@@ -215,5 +248,5 @@ def _load_checkpoints(
         if checkpoint.size != size or checkpoint.root_hash != bytes(root):
             report.problem(f"checkpoint {size}: stored size or root differs from its signed note")
             continue
-        verified[size] = checkpoint.root_hash
-    return verified
+        report.checkpoints += 1
+        yield size, checkpoint.root_hash

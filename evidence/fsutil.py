@@ -84,3 +84,53 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
                 return False
     fsync_dir(path.parent)
     return True
+
+
+def make_dirs(directory: Path, mode: int = 0o700) -> None:
+    """Create `directory` and any missing parents, each new name made durable.
+
+    `Path.mkdir(parents=True)` alone can lose a new directory in a crash: its
+    name lives in the parent directory, which must be fsync'd too.
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=mode)
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue  # made by a concurrent caller, who makes it durable
+        fsync_dir(path.parent)
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write every byte of `data` to `fd` at `offset` (not at the file position), then fsync."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+    os.fsync(fd)
+
+
+def link_exclusive(source: Path, target: Path) -> bool:
+    """Give the file `source` the further name `target`; False if `target` already exists.
+
+    Nothing is copied: the new name points at the same, already durable, data,
+    so a reader of `target` sees the whole file or no file. `target`'s
+    directory is created if needed and fsync'd so that the new name survives a
+    crash. Needs a filesystem with hard links (every local POSIX one).
+    """
+    make_dirs(target.parent)
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    fsync_dir(target.parent)
+    return True

@@ -35,6 +35,14 @@ DEFAULT_DATA_DIR = "./evidence-data"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_LOG_LEVEL = "info"
+DEFAULT_S3_REGION = "us-east-1"
+# Seven years: a common retention period for children's social-care records.
+DEFAULT_S3_RETENTION_DAYS = 2557
+# One long body-camera recording, generously; the device states the size up front.
+DEFAULT_MAX_UPLOAD_SIZE = 64 << 30
+MAX_MAX_UPLOAD_SIZE = 10_000 * (8 << 20)  # staged in at most 10,000 parts of 8 MiB (78 GiB)
+# A hundred years: beyond any retention schedule; a larger number is a typo.
+MAX_S3_RETENTION_DAYS = 36500
 
 StoreKind = Literal["local", "s3"]
 LogFormat = Literal["json", "console"]
@@ -45,6 +53,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 # S3 bucket names: 3 to 63 lower-case letters, digits, dots and hyphens.
 _S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# Region names: AWS's (eu-west-2) and whatever MinIO or Ceph were configured with.
+_S3_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,9 @@ class Settings:
     port: int
     log_level: str
     log_format: LogFormat
+    s3_region: str = DEFAULT_S3_REGION
+    s3_retention_days: int = DEFAULT_S3_RETENTION_DAYS
+    max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE
 
     @property
     def database_url_redacted(self) -> str:
@@ -127,6 +140,15 @@ class Settings:
         log_level = checked.get("log_level", _check_log_level, DEFAULT_LOG_LEVEL)
         default_format: LogFormat = "console" if stderr_is_tty else "json"
         log_format = checked.get("log_format", _one_of(LOG_FORMATS), default_format)
+        s3_region = checked.get("s3_region", _check_region, DEFAULT_S3_REGION)
+        s3_retention_days = checked.get(
+            "s3_retention_days", _check_retention_days, DEFAULT_S3_RETENTION_DAYS
+        )
+        max_upload_size = checked.get(
+            "max_upload_size",
+            _whole_number(1, MAX_MAX_UPLOAD_SIZE, "bytes"),
+            DEFAULT_MAX_UPLOAD_SIZE,
+        )
         if store == "s3" and not s3_bucket:
             problems.append(
                 f"{ENV_PREFIX}S3_BUCKET is required when {ENV_PREFIX}STORE is 's3'"
@@ -148,6 +170,9 @@ class Settings:
             port=port,
             log_level=log_level,
             log_format=log_format,
+            s3_region=s3_region,
+            s3_retention_days=s3_retention_days,
+            max_upload_size=max_upload_size,
         )
 
 
@@ -326,3 +351,47 @@ def _check_port(value: Any) -> int:
 
 def _check_log_level(value: Any) -> str:
     return cast(str, _one_of(LOG_LEVELS)(value))
+
+
+def _check_region(value: Any) -> str:
+    text = _text(value).strip()
+    if not _S3_REGION.fullmatch(text):
+        raise _Bad("must be a region name such as us-east-1 (letters, digits, '.', '_', '-')")
+    return text
+
+
+def _whole_number(low: int, high: int, unit: str) -> Callable[[Any], int]:
+    """A checker of whole numbers from `low` to `high` (an integer in TOML, digits in env)."""
+
+    def check(value: Any) -> int:
+        expected = f"must be a whole number of {unit} from {low} to {high}"
+        if isinstance(value, bool):
+            raise _Bad(expected + ", not a boolean")
+        if isinstance(value, int):
+            number = value
+        else:
+            text = _text(value).strip()
+            if not text.isascii() or not text.isdigit() or len(text) > len(str(high)):
+                raise _Bad(expected)
+            number = int(text)
+        if not low <= number <= high:
+            raise _Bad(expected)
+        return number
+
+    return check
+
+
+def _check_retention_days(value: Any) -> int:
+    expected = f"must be a whole number of days from 1 to {MAX_S3_RETENTION_DAYS}"
+    if isinstance(value, bool):
+        raise _Bad(expected + ", not a boolean")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = _text(value).strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 6:
+            raise _Bad(expected)
+        number = int(text)
+    if not 1 <= number <= MAX_S3_RETENTION_DAYS:
+        raise _Bad(expected)
+    return number

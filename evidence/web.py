@@ -67,7 +67,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 method=request.method,
                 path=request.path,
             )
-        return json_error(exc.http_status, exc.code, str(exc))
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return json_error(exc.http_status, exc.code, str(exc), headers=headers)
     except web.HTTPException as exc:
         code = _HTTP_CODES.get(exc.status)
         if code is None:

@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from evidence.errors import ConfigError, StorageUnavailable
+
+_log = structlog.get_logger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises
@@ -55,9 +58,11 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     # decides between a deferred and an immediate transaction.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: the others may wait
+    mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
+    if mode is None or mode[0].lower() != "wal":
+        raise StorageUnavailable(f"SQLite refused WAL mode (journal_mode is {mode})")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -74,12 +79,13 @@ class Database:
     @classmethod
     def connect(cls, url: str, *, migrate: bool = True) -> Database:
         parsed = engine_url(url)
+        # hide_parameters: a failed statement's message never carries entry bytes or tokens.
         if parsed.drivername == "sqlite":
-            engine = sa.create_engine(parsed)
+            engine = sa.create_engine(parsed, hide_parameters=True)
             sa.event.listen(engine, "connect", _on_sqlite_connect)
             sa.event.listen(engine, "begin", _on_sqlite_begin)
         else:
-            engine = sa.create_engine(parsed, pool_pre_ping=True)
+            engine = sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         db = cls(engine)
         if migrate:
             db.migrate()
@@ -99,7 +105,20 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        with _unavailable_as_error(), self.engine.connect() as conn, conn.begin():
+        """A read-only transaction that sees one snapshot of the database throughout.
+
+        SQLite's deferred transaction in WAL mode is a snapshot; PostgreSQL needs
+        REPEATABLE READ for that (its default, READ COMMITTED, sees each
+        statement's own moment, which made a long `fsck` chase a growing log).
+        """
+        options: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with (
+            _unavailable_as_error(),
+            self.engine.connect().execution_options(**options) as conn,
+            conn.begin(),
+        ):
             yield conn
 
     @contextlib.contextmanager
@@ -120,8 +139,12 @@ def _unavailable_as_error() -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
-        raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
+        # The driver's text names hosts, ports and users: it goes to the server's
+        # log, never into the error a client sees.
+        _log.warning("db.unavailable", error=str(exc.orig))
+        raise StorageUnavailable("the database is unavailable; retry later") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
-            raise StorageUnavailable(f"database connection lost: {exc.orig}") from exc
+            _log.warning("db.connection_lost", error=str(exc.orig))
+            raise StorageUnavailable("the database connection was lost; retry later") from exc
         raise

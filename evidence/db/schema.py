@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    DateTime,
     Integer,
     LargeBinary,
     MetaData,
@@ -59,4 +60,89 @@ log_checkpoints = Table(
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("root", LargeBinary, nullable=False),
     Column("note", Text, nullable=False),
+)
+
+# -- ingest (migration 0002) ---------------------------------------------------
+
+# Cases: an opaque id in the log, the council's reference only here.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("reference", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Enrolled devices. The bearer token is stored only as its SHA-256 (it is 256
+# random bits: a slow hash adds nothing). `last_seq`/`last_manifest` follow the
+# device's manifest chain to spot gaps.
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("vkey", Text, nullable=False, unique=True),
+    Column("token_hash", LargeBinary, nullable=False, unique=True),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+    Column("enrolled_entry", BigInteger, nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_entry", BigInteger, nullable=True),
+)
+
+# Items: one per signed capture manifest. `last_entry` is the index of the
+# item's latest custody entry (the `prev` of its next one). `chain` records
+# what the device's seq/prev chain looked like when the item arrived.
+items = Table(
+    "items",
+    metadata,
+    Column("id", Text, primary_key=True),  # SHA-256 of the manifest bytes
+    Column("case_id", Text, nullable=False, index=True),
+    Column("device_id", Text, nullable=False, index=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("prev", Text, nullable=True),
+    Column("kind", Text, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("captured_at", Text, nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("object_key", Text, nullable=False),
+    Column("ingested_entry", BigInteger, nullable=False),
+    Column("last_entry", BigInteger, nullable=False),
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
+    Column("chain", Text, nullable=False),  # JSON list of findings; [] when in order
+)
+
+# tus uploads in progress (and finished, for their receipts). Everything an
+# upload needs is here or in the object store: any server can resume it.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("device_id", Text, nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("offset", BigInteger, nullable=False),  # bytes durable: parts + tail
+    Column("parts", Text, nullable=False),  # JSON list of the store's part receipts
+    Column("tail", LargeBinary, nullable=False),  # bytes after the last whole part
+    Column("stage_handle", Text, nullable=False),
+    Column("writer", Text, nullable=True),  # fencing token of the request now writing
+    Column("state", Text, nullable=False),  # receiving | complete
+    Column("entry", BigInteger, nullable=True),  # the item's item.ingested, once complete
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Work for the transcoding workers (issue 5); ingest only queues it.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections.abc import Sequence
 from pathlib import Path
+
+from serverproc import free_port
 
 from evidence.chain import merkle
 from evidence.chain.entries import ItemAccessed
 from evidence.settings import Settings
+
+__all__ = ["access_entries", "free_port", "make_settings", "reference_root"]
 
 
 def make_settings(data_dir: Path, **env: str) -> Settings:
@@ -43,11 +46,3 @@ def reference_root(entries: Sequence[bytes]) -> bytes:
     while k * 2 < len(entries):
         k *= 2
     return merkle.node_hash(reference_root(entries[:k]), reference_root(entries[k:]))
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -3,93 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from apphelpers import access_entries, free_port, make_settings
+from apphelpers import access_entries, make_settings
+from serverproc import RunningServer, command, running, server_env
 
 from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.keys import load_log_signer
 
-EVIDENCE = Path(sys.executable).parent / "evidence"
-STARTUP_ATTEMPTS = 600  # polls 50 ms apart: a generous bound for a slow CI machine
-
-
-def _command(*args: str) -> list[str]:
-    if EVIDENCE.exists():
-        return [str(EVIDENCE), *args]
-    return [sys.executable, "-m", "evidence.cli", *args]
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update(
-        EVIDENCE_DATA_DIR=str(tmp_path / "data"),
-        EVIDENCE_LOG_FORMAT="json",
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass
-class RunningServer:
-    proc: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
-    data_dir: Path
-
-    def events(self) -> list[dict[str, object]]:
-        lines = self.log_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
 
 @pytest.fixture
 def running_server(tmp_path: Path) -> Iterator[RunningServer]:
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            _command("serve", "--port", str(port)),
-            env=_env(tmp_path),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-    server = RunningServer(proc, f"http://127.0.0.1:{port}", log_path, tmp_path / "data")
-    try:
-        for _ in range(STARTUP_ATTEMPTS):
-            if proc.poll() is not None:
-                pytest.fail(f"evidence serve exited {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(server.url + "/log/checkpoint", timeout=5) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.05)
-        else:
-            pytest.fail(f"evidence serve did not answer:\n{log_path.read_text()}")
+    with running(tmp_path) as server:
         yield server
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _verify(server: RunningServer, state: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _command("log", "verify", "--server", server.url, "--state", str(state)),
-        env=_env(state.parent),
+        command("log", "verify", "--server", server.url, "--state", str(state)),
+        env=server_env(state.parent),
         capture_output=True,
         text=True,
         timeout=60,

@@ -40,6 +40,7 @@ def test_defaults_keep_everything_in_the_data_dir(
     assert (settings.store, settings.s3_bucket, settings.s3_endpoint_url) == ("local", None, None)
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert (settings.log_level, settings.log_format, settings.log_origin) == ("info", "json", None)
+    assert (settings.s3_region, settings.s3_retention_days) == ("us-east-1", 2557)
 
 
 def test_log_format_defaults_to_console_on_a_terminal() -> None:
@@ -61,6 +62,8 @@ def test_environment_sets_every_value(tmp_path: Path) -> None:
             "EVIDENCE_PORT": "9090",
             "EVIDENCE_LOG_LEVEL": "DEBUG",
             "EVIDENCE_LOG_FORMAT": "console",
+            "EVIDENCE_S3_REGION": "eu-west-2",
+            "EVIDENCE_S3_RETENTION_DAYS": "3653",
         },
         stderr_is_tty=False,
     )
@@ -76,6 +79,8 @@ def test_environment_sets_every_value(tmp_path: Path) -> None:
         port=9090,
         log_level="debug",
         log_format="console",
+        s3_region="eu-west-2",
+        s3_retention_days=3653,
     )
     assert settings.sqlite_path is None
 
@@ -147,6 +152,15 @@ def test_database_url_password_is_not_shown(tmp_path: Path) -> None:
         ({"EVIDENCE_HOST": "two words"}, "EVIDENCE_HOST='two words': must be a host name"),
         ({"EVIDENCE_DATA_DIR": " "}, "EVIDENCE_DATA_DIR=' ': must be a path"),
         ({"EVIDENCE_CONFIG": "/nonexistent/evidence.toml"}, "cannot be read"),
+        (
+            {"EVIDENCE_S3_RETENTION_DAYS": "0"},
+            "EVIDENCE_S3_RETENTION_DAYS='0': must be a whole number of days from 1 to 36500",
+        ),
+        ({"EVIDENCE_S3_RETENTION_DAYS": "-1"}, "must be a whole number of days"),
+        ({"EVIDENCE_S3_RETENTION_DAYS": "7y"}, "must be a whole number of days"),
+        ({"EVIDENCE_S3_RETENTION_DAYS": "36501"}, "must be a whole number of days"),
+        ({"EVIDENCE_S3_REGION": "eu west 2"}, "EVIDENCE_S3_REGION='eu west 2': must be a region"),
+        ({"EVIDENCE_S3_REGION": ""}, "EVIDENCE_S3_REGION='': must be a region"),
     ],
 )
 def test_bad_value_is_named_with_what_is_expected(environ: dict[str, str], message: str) -> None:
@@ -188,3 +202,14 @@ def test_toml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
 
 def test_command_line_flag_is_named_in_its_problem() -> None:
     assert "--port='99999': must be a whole number" in _problems({}, overrides={"port": "99999"})
+
+
+def test_s3_retention_days_from_toml_is_a_whole_number(tmp_path: Path) -> None:
+    config = tmp_path / "evidence.toml"
+    config.write_text('s3_retention_days = 3650\ns3_region = "minio-local"\n')
+    settings = Settings.load({}, config_file=config, stderr_is_tty=False)
+    assert (settings.s3_retention_days, settings.s3_region) == (3650, "minio-local")
+    config.write_text("s3_retention_days = true\n")
+    assert "must be a whole number of days from 1 to 36500, not a boolean" in _problems(
+        {}, config_file=config
+    )

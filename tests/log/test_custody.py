@@ -5,18 +5,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from loghelpers import ORIGIN
+import sqlalchemy.exc
+from loghelpers import ORIGIN, FixedClock
+from sqlalchemy.engine import Connection
 
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
 from evidence.chain.entries import DeviceRevoked, LogCreated, parse_entry
 from evidence.custody import CustodyLog
 from evidence.db import Database
-from evidence.db.schema import log_nodes, node_key
+from evidence.db.schema import (
+    cases,
+    log_checkpoints,
+    log_entries,
+    log_nodes,
+    log_state,
+    node_key,
+)
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound
+from evidence.fsck import fsck
 
 
 def revoked(i: int) -> DeviceRevoked:
@@ -227,3 +239,137 @@ def test_checkpoint_note_uses_the_logs_origin(custody: CustodyLog) -> None:
     assert text.startswith(ORIGIN + "\n1\n")
     root_b64 = base64.b64encode(custody.checkpoint().root_hash).decode()
     assert text.split("\n")[2] == root_b64
+
+
+def _insert_case(case_id: str) -> Any:
+    """A record that adds a row (a case) in the append's transaction."""
+
+    def record(conn: Connection, index: int | list[int]) -> None:
+        conn.execute(
+            cases.insert().values(
+                id=case_id, reference=f"ref-{case_id}-{index}", created_at=FixedClock()()
+            )
+        )
+
+    return record
+
+
+def _case_ids(db: Database) -> set[str]:
+    with db.read() as conn:
+        return {row.id for row in conn.execute(sa.select(cases.c.id))}
+
+
+async def test_a_record_commits_with_its_entry_and_a_failing_one_drops_only_its_entry(
+    custody: CustodyLog, db: Database
+) -> None:
+    await custody.start()
+    results = await asyncio.gather(
+        custody.append(revoked(1), record=_insert_case("a")),
+        custody.append(revoked(2), record=_insert_case("a")),  # same id: this record fails
+        custody.append(revoked(3)),
+        custody.append(revoked(4), record=_insert_case("b")),
+        return_exceptions=True,
+    )
+    await custody.close()
+    assert results[0] == 1
+    assert isinstance(results[1], sa.exc.IntegrityError)
+    assert results[2:] == [2, 3]  # no gap where the failed entry would have been
+    assert custody.size() == 4
+    assert [parse_entry(custody.entry(i)) for i in (1, 2, 3)] == [
+        revoked(1),
+        revoked(3),
+        revoked(4),
+    ]
+    assert _case_ids(db) == {"a", "b"}
+    assert fsck(db, custody.vkey).problems == []
+
+
+async def test_when_every_record_fails_nothing_is_appended_or_signed(
+    custody: CustodyLog, db: Database
+) -> None:
+    custody.append_sync([revoked(0)], record=_insert_case("x"))
+    before = custody.checkpoint()
+    await custody.start()
+    with pytest.raises(sa.exc.IntegrityError):
+        await custody.append(revoked(1), record=_insert_case("x"))
+    assert await custody.append(revoked(2)) == before.size
+    await custody.close()
+
+
+def test_a_failing_batch_record_leaves_no_entry(custody: CustodyLog, db: Database) -> None:
+    custody.append_sync([revoked(0)], record=_insert_case("y"))
+    before = custody.checkpoint()
+    with pytest.raises(sa.exc.IntegrityError):
+        custody.append_sync([revoked(1), revoked(2)], record=_insert_case("y"))
+    assert custody.checkpoint() == before
+    assert _case_ids(db) == {"y"}
+    with pytest.raises(InvalidInput, match="at most 1000"):
+        custody.append_sync([revoked(i) for i in range(1001)], record=_insert_case("z"))
+
+
+def _roll_back_to(db: Database, size: int, root: bytes) -> None:
+    """What restoring an older backup does to the log's tables."""
+    with db.write() as conn:
+        conn.execute(log_entries.delete().where(log_entries.c.idx >= size))
+        conn.execute(log_checkpoints.delete().where(log_checkpoints.c.size > size))
+        conn.execute(
+            log_nodes.delete().where(
+                log_nodes.c.node.in_(
+                    [node_key(s.level, s.index) for s in _subtrees_beyond(size, size + 64)]
+                )
+            )
+        )
+        conn.execute(log_state.update().values(size=size, root=root))
+
+
+def _subtrees_beyond(size: int, end: int) -> list[merkle.Subtree]:
+    """Every perfect subtree that a tree of `end` has and a tree of `size` does not."""
+    found = []
+    for level in range(8):
+        for index in range(end >> level):
+            if (index + 1) << level > size:
+                found.append(merkle.Subtree(level, index))
+    return found
+
+
+def test_a_database_rolled_back_under_a_running_log_is_not_signed_over(
+    custody: CustodyLog, db: Database
+) -> None:
+    custody.append_sync([revoked(i) for i in range(4)])  # size 5
+    at_five = custody.checkpoint()
+    custody.append_sync([revoked(i) for i in range(4, 6)])  # size 7, signed and published
+    _roll_back_to(db, 5, at_five.root_hash)
+    with pytest.raises(IntegrityError, match="went back in time"):
+        custody.append_sync([revoked(99)])
+    assert custody.size() == 5  # nothing was signed over the restored state
+
+
+def test_the_high_water_mark_catches_a_rollback_after_a_restart(
+    db: Database, signer: note.Signer, tmp_path: Path
+) -> None:
+    mark = tmp_path / "high-water.json"
+    first = CustodyLog.open(db, signer, high_water=mark)
+    first.append_sync([revoked(i) for i in range(4)])
+    at_five = first.checkpoint()
+    first.append_sync([revoked(i) for i in range(4, 6)])
+    _roll_back_to(db, 5, at_five.root_hash)
+    restarted = CustodyLog.open(db, signer, high_water=mark)  # a new process: no memory
+    with pytest.raises(IntegrityError, match="does not contain the checkpoint of size 7"):
+        restarted.append_sync([revoked(99)])
+    # A restored log re-grown past size 7 with other entries is refused too.
+    other = CustodyLog.open(db, signer)  # no mark: it signs (monitors catch this)...
+    other.append_sync([revoked(i) for i in range(100, 103)])
+    with pytest.raises(IntegrityError, match="does not contain the checkpoint of size 7"):
+        CustodyLog.open(db, signer, high_water=mark).append_sync([revoked(99)])
+
+
+def test_starting_the_writer_twice_is_an_error(custody: CustodyLog) -> None:
+    async def twice() -> None:
+        await custody.start()
+        try:
+            with pytest.raises(EvidenceError, match="already started"):
+                await custody.start()
+        finally:
+            await custody.close()
+
+    asyncio.run(twice())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -144,3 +146,68 @@ def test_a_missing_state_row_is_named(db: Database, filled: CustodyLog) -> None:
     with db.write() as conn:
         conn.execute(log_state.delete())
     assert fsck(db, filled.vkey).problems == ["the log's state row is missing"]
+
+
+def test_a_changed_state_row_is_named(db: Database, filled: CustodyLog) -> None:
+    with db.write() as conn:
+        conn.execute(log_state.update().values(root=b"\x00" * 32))
+    assert fsck(db, filled.vkey).problems == [
+        "the log's state row root is not the newest checkpoint's root"
+    ]
+    with db.write() as conn:
+        conn.execute(log_state.update().values(root=filled.checkpoint().root_hash, origin="x"))
+    assert fsck(db, filled.vkey).problems == [
+        "the log's state row names another origin or key than this log's"
+    ]
+
+
+def test_a_deleted_newest_checkpoint_is_named(db: Database, filled: CustodyLog) -> None:
+    with db.write() as conn:
+        conn.execute(log_checkpoints.delete().where(log_checkpoints.c.size == 41))
+    assert fsck(db, filled.vkey).problems == [
+        "no signed checkpoint covers all 41 entries (the newest verified is 37)"
+    ]
+
+
+def test_entries_beyond_the_state_are_named(db: Database, filled: CustodyLog) -> None:
+    with db.write() as conn:
+        conn.execute(log_entries.insert().values(idx=41, data=filled.entry(40)))
+    problems = fsck(db, filled.vkey).problems
+    assert problems == ["entry 41 and any after it are beyond the log's size 41"]
+
+
+def test_a_database_without_a_log_is_named(tmp_path: Path) -> None:
+    empty = Database.connect(f"sqlite:///{tmp_path / 'empty.db'}", migrate=False)
+    try:
+        vkey = note.new_signer("x.example/log", b"\x03" * 32).verifier.vkey
+        assert fsck(empty, vkey).problems == [
+            "this database holds no custody log (no log_state table)"
+        ]
+    finally:
+        empty.close()
+    migrated = Database.connect(f"sqlite:///{tmp_path / 'migrated.db'}")
+    try:
+        problems = fsck(migrated, vkey).problems
+        assert "the log has no entries: entry 0 (log.created) is missing" in problems
+    finally:
+        migrated.close()
+
+
+def test_fsck_sees_one_snapshot_while_appends_go_on(db: Database, filled: CustodyLog) -> None:
+    """Appends from another thread during fsck do not make it report problems."""
+    import threading
+
+    stop = threading.Event()
+
+    def append_forever() -> None:
+        while not stop.is_set():
+            filled.append_sync([DeviceRevoked(time="2026-11-24T10:00:00Z", device="busy")] * 20)
+
+    writer = threading.Thread(target=append_forever)
+    writer.start()
+    try:
+        for _ in range(5):
+            assert fsck(db, filled.vkey).problems == []
+    finally:
+        stop.set()
+        writer.join()

@@ -1,0 +1,191 @@
+"""`evidence device ...`: the reference device client's commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import mimetypes
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from evidence.chain import checkpoint as cp
+from evidence.chain import manifest as mf
+from evidence.chain import merkle
+from evidence.chain.receipt import verify_receipt
+from evidence.cli_common import echo_json
+from evidence.device.client import Session, Uploader
+from evidence.device.state import DeviceDir
+from evidence.errors import InvalidInput, VerificationError
+
+HASH_CHUNK = 1 << 20
+
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("evidence-device"),
+    show_default=True,
+    help="The device's directory (key, manifest chain, token, receipts).",
+)
+
+
+@click.group("device")
+def device_group() -> None:
+    """The reference device client: keys, signed manifests, resumable uploads, receipts."""
+
+
+@device_group.command("init")
+@dir_option
+@click.option("--name", required=True, help="The device's key name, e.g. camera-17.example.")
+def device_init(directory: Path, name: str) -> None:
+    """Create the device's Ed25519 key; print its verifier key for enrolment."""
+    device = DeviceDir.init(directory, name)
+    state = device.load()
+    echo_json({"device": state.device, "device_vkey": state.vkey})
+
+
+@device_group.command("token")
+@dir_option
+def device_token(directory: Path) -> None:
+    """Store the bearer token from enrolment, read from standard input (never an argument)."""
+    DeviceDir(directory).set_token(sys.stdin.readline())
+    click.echo("token stored")
+
+
+def _sha256_of(path: Path, size: int) -> str:
+    h = hashlib.sha256()
+    with (
+        path.open("rb") as source,
+        click.progressbar(length=size, label="hashing", file=sys.stderr) as bar,
+    ):
+        while chunk := source.read(HASH_CHUNK):
+            h.update(chunk)
+            bar.update(len(chunk))
+    return h.hexdigest()
+
+
+@device_group.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--server", required=True, help="Base URL of the evidence service.")
+@click.option("--case", "case", required=True, help="The case's opaque id.")
+@click.option("--kind", required=True, type=click.Choice(mf.KINDS))
+@click.option("--media-type", default=None, help="MIME type (default: guessed from the name).")
+@click.option("--captured-at", default=None, help="RFC 3339 time of capture (default: now).")
+@click.option("--vkey", default=None, help="The log's verifier key (default: fetched once).")
+@dir_option
+def device_upload(
+    file: Path,
+    server: str,
+    case: str,
+    kind: str,
+    media_type: str | None,
+    captured_at: str | None,
+    vkey: str | None,
+    directory: Path,
+) -> None:
+    """Hash and sign FILE's manifest, upload it resumably, keep and check the receipt."""
+    device = DeviceDir(directory)
+    media_type = media_type or mimetypes.guess_type(file.name)[0]
+    if media_type is None:
+        raise InvalidInput(f"cannot tell the media type of {file.name}: give --media-type")
+    size = file.stat().st_size
+    sha256 = _sha256_of(file, size)
+    captured_at = captured_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    manifest, signature = device.next_manifest(
+        case=case,
+        kind=kind,
+        sha256=sha256,
+        size=size,
+        media_type=media_type,
+        captured_at=captured_at,
+        ended_at=None,
+        geo=None,
+    )
+    item = mf.item_id(manifest)
+    session = Session(server, device.token())
+    uploader = Uploader(session)
+    location = uploader.create(manifest, signature, size)
+    device.remember_location(item, location)
+    with click.progressbar(length=size, label="uploading", file=sys.stderr) as bar:
+        sent = [0]
+
+        def progress(offset: int) -> None:
+            bar.update(offset - sent[0])
+            sent[0] = offset
+
+        uploader.send(file, location, size, progress)
+    receipt = uploader.receipt(location)
+    log_vkey = vkey or device.log_vkey(session)
+    verified = verify_receipt(receipt, log_vkey)
+    if verified.entry.sha256 != sha256 or verified.item != item:
+        raise VerificationError("the receipt is for other content than what was sent")
+    path = device.store_receipt(item, receipt)
+    echo_json(
+        {
+            "item": item,
+            "index": verified.index,
+            "checkpoint_size": verified.checkpoint.size,
+            "receipt": str(path),
+        }
+    )
+
+
+@device_group.group("receipts")
+def receipts_group() -> None:
+    """The receipts this device holds."""
+
+
+@receipts_group.command("verify")
+@click.option("--server", required=True, help="Base URL of the evidence service.")
+@dir_option
+def receipts_verify(server: str, directory: Path) -> None:
+    """Check every stored receipt, and that the server's current checkpoint still contains it.
+
+    Each receipt must verify offline with the log's key, and the server's
+    current checkpoint must be consistent with the checkpoint in the receipt
+    (the log has only grown since). Exits 1 if any does not hold.
+    """
+    device = DeviceDir(directory)
+    session = Session(server, device.token())
+    vkey = device.log_vkey(session)
+    current_note = _get(session, "/log/checkpoint").decode("utf-8")
+    current = cp.verify_checkpoint(current_note, vkey)
+    failures = 0
+    receipts = device.receipts()
+    for item, receipt in receipts.items():
+        try:
+            verified = verify_receipt(receipt, vkey)
+            old = verified.checkpoint
+            proof = _consistency(session, old.size, current.size)
+            merkle.verify_consistency(
+                old.size, current.size, proof, old.root_hash, current.root_hash
+            )
+        except VerificationError as exc:
+            failures += 1
+            click.echo(f"FAILED {item}: {exc}")
+        else:
+            click.echo(f"ok {item}: entry {verified.index}, still in checkpoint {current.size}")
+    click.echo(
+        f"{len(receipts) - failures} of {len(receipts)} receipts verified against "
+        f"checkpoint {current.size}"
+    )
+    if failures:
+        sys.exit(1)
+
+
+def _get(session: Session, path: str) -> bytes:
+    response = session.request("GET", path)
+    if response.status != 200:
+        raise VerificationError(f"GET {path}: {response.error()}")
+    return response.body
+
+
+def _consistency(session: Session, old: int, new: int) -> list[bytes]:
+    import base64
+
+    obj: Any = json.loads(_get(session, f"/log/proof/consistency?old={old}&new={new}"))
+    return [base64.b64decode(h) for h in obj["proof"]]

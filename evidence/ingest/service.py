@@ -1,0 +1,591 @@
+"""Ingest: from a device's signed manifest and bytes to a committed item and its receipt.
+
+The order of events is what makes an item trustworthy:
+
+1. At creation, before any byte: the device is enrolled and not revoked, the
+   manifest is canonical and complete, its signature verifies with the
+   device's key, the case exists, the declared length is the manifest's size
+   and within the limit, and the kind may have that media type.
+2. While bytes arrive: they are staged in the object store in fixed-size
+   parts; the bytes after the last whole part (the tail) are kept in the
+   database. The offset an upload reports counts only bytes that are durable
+   in one or the other, so any server process can resume it. The SHA-256 is
+   computed as the bytes stream; a server that did not see every byte (a
+   restart, another process) re-reads the staged object once at the end.
+3. At completion: the SHA-256 must equal the manifest's and the content must
+   be what the manifest says; only then is the object committed under its
+   content address (object lock where the store has it), and only after
+   that is `item.ingested` appended to the custody log, in one transaction
+   with the item's row, the upload's completion and the review-copy job.
+
+Any refusal leaves nothing behind: no entry, no item, staging removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import io
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+
+from evidence.chain import manifest as mf
+from evidence.chain.entries import ItemIngested
+from evidence.chain.receipt import make_receipt
+from evidence.custody import CustodyLog, format_time
+from evidence.db import Database
+from evidence.db.schema import items, jobs, uploads
+from evidence.errors import (
+    ChecksumMismatch,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    VerificationError,
+)
+from evidence.ingest import probe
+from evidence.ingest.rangefile import RangeFile
+from evidence.registry import Device, case_exists, device_for_token
+
+log = structlog.get_logger(__name__)
+
+UPLOAD_ID_BYTES = 16
+ED25519_SIGNATURE_SIZE = 64
+
+
+class StagingStore(Protocol):
+    """What ingest needs of the object store (see evidence.storage)."""
+
+    part_size: int
+
+    def stage_begin(self, upload_id: str) -> str: ...
+    def stage_part(self, upload_id: str, handle: str, part_number: int, data: bytes) -> str: ...
+    def stage_complete(
+        self, upload_id: str, handle: str, receipts: list[str], size: int
+    ) -> None: ...
+    def stage_read(self, upload_id: str, start: int = 0, end: int | None = None) -> Any: ...
+    def stage_commit(
+        self, upload_id: str, key: str, sha256: str, size: int, *, retain: bool
+    ) -> bool: ...
+    def stage_abort(self, upload_id: str, handle: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_size: int = 64 << 30  # one long recording, generously
+    upload_ttl: dt.timedelta = dt.timedelta(days=7)  # a device may be offline for days
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    id: str
+    offset: int
+    length: int
+    expires_at: dt.datetime
+    complete: bool
+
+
+class Ingest:
+    def __init__(
+        self,
+        db: Database,
+        log_: CustodyLog,
+        store: StagingStore,
+        key_for: Callable[[str], str],
+        limits: Limits | None = None,
+    ) -> None:
+        self.db = db
+        self.log = log_
+        self.store = store
+        self.key_for = key_for  # sha256 hex -> content-addressed key of an original
+        self.limits = limits or Limits()
+        # upload id -> (SHA-256 of every byte so far, offset it covers): lost on restart,
+        # when the staged object is re-read once at the end instead.
+        self._hashers: dict[str, tuple[Any, int]] = {}
+
+    # -- who is asking ------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> Device:
+        """The enrolled, unrevoked device named by an ``Authorization: Bearer`` header."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("a device bearer token is required (Authorization: Bearer ...)")
+        with self.db.read() as conn:
+            device = device_for_token(conn, authorization[len("Bearer ") :].strip())
+        if device is None:
+            raise Unauthorized("the bearer token is not valid")
+        if device.revoked:
+            raise Forbidden("this device has been revoked")
+        return device
+
+    # -- creation -------------------------------------------------------------------
+
+    def check_manifest(
+        self, device: Device, manifest_text: bytes, signature: bytes, length: int
+    ) -> mf.CaptureManifest:
+        """Everything that can be checked before a byte of content arrives."""
+        manifest = mf.parse_manifest(manifest_text)
+        if len(signature) != ED25519_SIGNATURE_SIZE:
+            raise VerificationError("the signature must be 64 bytes (Ed25519)")
+        if manifest.device != device.id:
+            raise Forbidden("the manifest names another device than the token's")
+        mf.verify_manifest_signature(manifest_text, signature, device.verifier)
+        if length != manifest.size:
+            raise InvalidInput(f"Upload-Length {length} is not the manifest's size {manifest.size}")
+        if manifest.size > self.limits.max_upload_size:
+            raise TooLarge(
+                f"{manifest.size} bytes is over the limit of {self.limits.max_upload_size}"
+            )
+        probe.check_declared_type(manifest.kind, manifest.media_type)
+        with self.db.read() as conn:
+            if not case_exists(conn, manifest.case):
+                raise InvalidInput(f"no case {manifest.case}")
+        return manifest
+
+    async def create(
+        self, device: Device, manifest_text: bytes, signature: bytes, length: int
+    ) -> UploadStatus:
+        manifest = await asyncio.to_thread(
+            self.check_manifest, device, manifest_text, signature, length
+        )
+        upload_id = secrets.token_hex(UPLOAD_ID_BYTES)
+        item = mf.item_id(manifest_text)
+        now = self.log.clock()
+        existing = await asyncio.to_thread(self._ingested_entry, item)
+        handle = (
+            ""
+            if existing is not None
+            else await asyncio.to_thread(self.store.stage_begin, upload_id)
+        )
+        row: dict[str, Any] = {
+            "id": upload_id,
+            "device_id": device.id,
+            "item_id": item,
+            "manifest": manifest_text,
+            "signature": signature,
+            "length": manifest.size,
+            "offset": manifest.size if existing is not None else 0,
+            "parts": "[]",
+            "tail": b"",
+            "stage_handle": handle,
+            "writer": None,
+            "state": "complete" if existing is not None else "receiving",
+            "entry": existing,
+            "created_at": now,
+            "expires_at": now + self.limits.upload_ttl,
+        }
+        await asyncio.to_thread(self._insert_upload, row)
+        if manifest.size == 0 and existing is None:  # nothing to wait for
+            status = await self.receive(device, upload_id, 0, _one_chunk(b""))
+            return UploadStatus(upload_id, 0, 0, row["expires_at"], status.complete)
+        log.info(
+            "upload.created",
+            upload=upload_id,
+            item=item,
+            device=device.id,
+            size=manifest.size,
+            already_ingested=existing is not None,
+        )
+        return UploadStatus(
+            upload_id, row["offset"], manifest.size, row["expires_at"], existing is not None
+        )
+
+    def _insert_upload(self, row: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            conn.execute(uploads.insert().values(**row))
+
+    def _ingested_entry(self, item: str) -> int | None:
+        with self.db.read() as conn:
+            entry = conn.execute(
+                sa.select(items.c.ingested_entry).where(items.c.id == item)
+            ).scalar_one_or_none()
+        return None if entry is None else int(entry)
+
+    # -- state ----------------------------------------------------------------------
+
+    def _load(self, device: Device, upload_id: str) -> Any:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
+        if row is None or row.device_id != device.id:
+            raise NotFound(f"no upload {upload_id}")  # another device's upload is not its business
+        if row.state == "receiving" and _aware(row.expires_at) <= self.log.clock():
+            raise NotFound(f"upload {upload_id} has expired")
+        return row
+
+    async def status(self, device: Device, upload_id: str) -> UploadStatus:
+        row = await asyncio.to_thread(self._load, device, upload_id)
+        return UploadStatus(
+            row.id, row.offset, row.length, _aware(row.expires_at), row.state == "complete"
+        )
+
+    # -- receiving ------------------------------------------------------------------
+
+    async def receive(
+        self,
+        device: Device,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        checksum: bytes | None = None,
+    ) -> UploadStatus:
+        """Take the bytes of one PATCH at `offset`; finish the upload when they complete it.
+
+        Whole parts are made durable as they fill, and the offset recorded with
+        each; when the body ends or breaks off, the remaining bytes are kept as
+        the tail. With a `checksum` (tus checksum extension, SHA-256 of this
+        request's body) nothing is recorded until the body is complete and
+        matches, so a corrupted request leaves the upload where it was.
+        """
+        row = await asyncio.to_thread(self._load, device, upload_id)
+        if row.state == "complete":
+            raise Conflict(f"upload {upload_id} is complete (offset {row.length})")
+        if offset != row.offset:
+            raise Conflict(
+                f"Upload-Offset {offset} does not match the upload's offset {row.offset}"
+            )
+        writer = secrets.token_hex(8)
+        await asyncio.to_thread(self._claim, upload_id, offset, writer)
+
+        part_size = self.store.part_size
+        parts: list[str] = json.loads(row.parts)
+        buffer = bytearray(row.tail)
+        hasher, covered = self._hashers.pop(upload_id, (None, -1))
+        if offset == 0:
+            hasher = hashlib.sha256()
+        elif covered != offset:
+            hasher = None  # bytes before `offset` went through another process
+        body_hash = hashlib.sha256() if checksum is not None else None
+        received = 0
+        failure: Exception | None = None
+        try:
+            async for chunk in body:
+                if offset + received + len(chunk) > row.length:
+                    raise TooLarge(f"the upload is {row.length} bytes; this request goes past it")
+                received += len(chunk)
+                buffer += chunk
+                if hasher is not None:
+                    hasher.update(chunk)
+                if body_hash is not None:
+                    body_hash.update(chunk)
+                while len(buffer) >= part_size:
+                    parts.append(
+                        await asyncio.to_thread(
+                            self.store.stage_part,
+                            upload_id,
+                            row.stage_handle,
+                            len(parts),
+                            bytes(buffer[:part_size]),
+                        )
+                    )
+                    del buffer[:part_size]  # only once the part is durable
+                    if body_hash is None:
+                        await asyncio.to_thread(
+                            self._record, upload_id, writer, len(parts) * part_size, parts, b""
+                        )
+        except Conflict:
+            raise  # a newer request owns the upload now: it records, not this one
+        except Exception as exc:
+            if _is_disconnect(exc):  # the device lost its connection: keep what arrived
+                log.info("upload.interrupted", upload=upload_id, received=received)
+            else:
+                failure = exc  # too much data, the store down...: keep what is durable
+        if body_hash is not None and (failure is not None or body_hash.digest() != checksum):
+            await asyncio.to_thread(self._release, upload_id, writer)
+            raise failure or ChecksumMismatch("the request body does not match its Upload-Checksum")
+        new_offset = len(parts) * part_size + len(buffer)
+        await asyncio.to_thread(self._record, upload_id, writer, new_offset, parts, bytes(buffer))
+        if hasher is not None:
+            self._hashers[upload_id] = (hasher, new_offset)
+        if failure is not None:
+            raise failure
+        if new_offset == row.length:
+            await self._finish(row, parts, bytes(buffer), hasher)
+            return UploadStatus(row.id, row.length, row.length, _aware(row.expires_at), True)
+        return UploadStatus(row.id, new_offset, row.length, _aware(row.expires_at), False)
+
+    def _claim(self, upload_id: str, offset: int, writer: str) -> None:
+        """Become the one request writing this upload (a newer request takes over)."""
+        with self.db.write() as conn:
+            claimed = conn.execute(
+                uploads.update()
+                .where(uploads.c.id == upload_id, uploads.c.offset == offset)
+                .values(writer=writer)
+            ).rowcount
+        if claimed != 1:
+            raise Conflict(f"upload {upload_id} moved on meanwhile; HEAD it for its offset")
+
+    def _record(
+        self, upload_id: str, writer: str, offset: int, parts: list[str], tail: bytes
+    ) -> None:
+        with self.db.write() as conn:
+            updated = conn.execute(
+                uploads.update()
+                .where(uploads.c.id == upload_id, uploads.c.writer == writer)
+                .values(offset=offset, parts=json.dumps(parts), tail=tail)
+            ).rowcount
+        if updated != 1:
+            raise Conflict(f"another request took over upload {upload_id}")
+
+    def _release(self, upload_id: str, writer: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                uploads.update()
+                .where(uploads.c.id == upload_id, uploads.c.writer == writer)
+                .values(writer=None)
+            )
+
+    # -- finishing ------------------------------------------------------------------
+
+    async def _finish(self, row: Any, parts: list[str], tail: bytes, hasher: Any) -> None:
+        manifest = mf.parse_manifest(bytes(row.manifest))
+        upload_id = row.id
+        try:
+            if tail or not parts:
+                parts = [
+                    *parts,
+                    await asyncio.to_thread(
+                        self.store.stage_part, upload_id, row.stage_handle, len(parts), tail
+                    ),
+                ]
+            await asyncio.to_thread(
+                self.store.stage_complete, upload_id, row.stage_handle, parts, row.length
+            )
+            digest = hasher.hexdigest() if hasher is not None else None
+            if digest is None:  # this process did not see every byte: read them once
+                digest = await asyncio.to_thread(self._staged_sha256, upload_id)
+            if digest != manifest.sha256:
+                raise VerificationError(
+                    f"the SHA-256 of the received bytes is {digest}, "
+                    f"the manifest says {manifest.sha256}"
+                )
+            await asyncio.to_thread(self._probe, upload_id, manifest)
+            key = self.key_for(manifest.sha256)
+            await asyncio.to_thread(
+                self.store.stage_commit, upload_id, key, manifest.sha256, row.length, retain=True
+            )
+        except VerificationError:
+            await self._discard(row)
+            raise
+        self._hashers.pop(upload_id, None)
+        await self._record_item(row, manifest, key, upload_id)
+
+    def _staged_sha256(self, upload_id: str) -> str:
+        h = hashlib.sha256()
+        for chunk in self.store.stage_read(upload_id):
+            h.update(chunk)
+        return h.hexdigest()
+
+    def _probe(self, upload_id: str, manifest: mf.CaptureManifest) -> None:
+        raw = RangeFile(
+            lambda start, end: self.store.stage_read(upload_id, start, end), manifest.size
+        )
+        with io.BufferedReader(raw) as source:
+            probe.check_content(manifest.kind, manifest.media_type, source, manifest.size)
+
+    async def _discard(self, row: Any) -> None:
+        """A refused upload leaves nothing: staging removed, row deleted."""
+        self._hashers.pop(row.id, None)
+        await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
+        await asyncio.to_thread(self._delete_upload, row.id)
+        log.info("upload.refused", upload=row.id, item=row.item_id)
+
+    def _delete_upload(self, upload_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(uploads.delete().where(uploads.c.id == upload_id))
+
+    async def _record_item(
+        self, row: Any, manifest: mf.CaptureManifest, key: str, upload_id: str
+    ) -> int:
+        """Append item.ingested with the item's row, the job and the upload's completion."""
+        now = self.log.clock()
+        entry = ItemIngested(
+            time=format_time(now),
+            item=row.item_id,
+            prev=None,
+            case=manifest.case,
+            device=manifest.device,
+            seq=manifest.seq,
+            kind=manifest.kind,
+            sha256=manifest.sha256,
+            size=manifest.size,
+        )
+
+        def record(conn: Connection, index: int) -> None:
+            conn.execute(
+                items.insert().values(
+                    id=row.item_id,
+                    case_id=manifest.case,
+                    device_id=manifest.device,
+                    seq=manifest.seq,
+                    prev=manifest.prev,
+                    kind=manifest.kind,
+                    media_type=manifest.media_type,
+                    sha256=manifest.sha256,
+                    size=manifest.size,
+                    captured_at=manifest.captured_at,
+                    manifest=bytes(row.manifest),
+                    signature=bytes(row.signature),
+                    object_key=key,
+                    ingested_entry=index,
+                    last_entry=index,
+                    ingested_at=now,
+                    chain=json.dumps(_chain_findings(conn, manifest, row.item_id)),
+                )
+            )
+            conn.execute(
+                jobs.insert().values(
+                    kind="review-copy", item_id=row.item_id, state="queued", created_at=now
+                )
+            )
+            _complete(conn, upload_id, index)
+
+        try:
+            index = await self.log.append(entry, record=record)
+        except DbIntegrityError:
+            # The same manifest finished through another upload first: same item, no new entry.
+            existing = await asyncio.to_thread(self._ingested_entry, row.item_id)
+            if existing is None:
+                raise
+            await asyncio.to_thread(self._complete_upload, upload_id, existing)
+            return existing
+        log.info("item.ingested", item=row.item_id, index=index, upload=upload_id)
+        return index
+
+    def _complete_upload(self, upload_id: str, index: int) -> None:
+        with self.db.write() as conn:
+            _complete(conn, upload_id, index)
+
+    async def expire(self) -> int:
+        """Abort every unfinished upload past its expiry; return how many."""
+        now = self.log.clock()
+        with self.db.read() as conn:
+            expired = conn.execute(
+                sa.select(uploads).where(
+                    uploads.c.state == "receiving", uploads.c.expires_at <= now
+                )
+            ).all()
+        for row in expired:
+            await self._discard(row)
+        return len(expired)
+
+    # -- termination, receipts ----------------------------------------------------------
+
+    async def terminate(self, device: Device, upload_id: str) -> None:
+        row = await asyncio.to_thread(self._load, device, upload_id)
+        if row.state == "complete":
+            raise Conflict(f"upload {upload_id} is complete; its item stays")
+        await self._discard(row)
+
+    async def receipt(self, device: Device | None, upload_id: str) -> dict[str, Any]:
+        row = await asyncio.to_thread(self._load_any, upload_id)
+        if row is None or (device is not None and row.device_id != device.id):
+            raise NotFound(f"no upload {upload_id}")
+        if row.state != "complete":
+            raise Conflict(
+                f"upload {upload_id} is not complete (offset {row.offset} of {row.length})"
+            )
+        return await self.item_receipt(row.item_id)
+
+    def _load_any(self, upload_id: str) -> Any:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
+
+    async def item_receipt(self, item: str) -> dict[str, Any]:
+        """The receipt of an item: its item.ingested entry, proven in the latest checkpoint."""
+        index = await asyncio.to_thread(self._ingested_entry, item)
+        if index is None:
+            raise NotFound(f"no item {item}")
+        return await asyncio.to_thread(self._receipt_for, item, index)
+
+    def _receipt_for(self, item: str, index: int) -> dict[str, Any]:
+        checkpoint = self.log.checkpoint()
+        proof = self.log.inclusion_proof(index, checkpoint.size)
+        return make_receipt(item, index, self.log.entry(index), checkpoint.note, proof)
+
+    # -- small items in one request ------------------------------------------------------
+
+    async def ingest_small(
+        self, device: Device, manifest_text: bytes, signature: bytes, content: bytes
+    ) -> dict[str, Any]:
+        """`POST /api/v1/items`: the same checks and commit as an upload, in one request."""
+        status = await self.create(device, manifest_text, signature, len(content))
+        if not status.complete:
+            await self.receive(device, status.id, 0, _one_chunk(content))
+        return await self.receipt(device, status.id)
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _complete(conn: Connection, upload_id: str, index: int) -> None:
+    conn.execute(
+        uploads.update()
+        .where(uploads.c.id == upload_id)
+        .values(state="complete", entry=index, tail=b"", writer=None)
+    )
+
+
+def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -> list[str]:
+    """What the device's seq/prev chain shows as this item arrives (empty when in order)."""
+    findings = []
+    rows = conn.execute(
+        sa.select(items.c.id, items.c.seq).where(items.c.device_id == manifest.device)
+    ).all()
+    by_seq: dict[int, list[str]] = {}
+    for other, seq in rows:
+        by_seq.setdefault(seq, []).append(other)
+    if manifest.seq in by_seq:
+        findings.append(
+            f"another item has this device's seq {manifest.seq}: {by_seq[manifest.seq]}"
+        )
+    if manifest.seq > 1:
+        before = by_seq.get(manifest.seq - 1)
+        if before is None:
+            findings.append(f"gap: seq {manifest.seq - 1} of this device has not arrived")
+        elif manifest.prev not in before:
+            findings.append(f"prev does not match the item with seq {manifest.seq - 1}: {before}")
+    later = sorted(s for s in by_seq if s > manifest.seq)
+    if later:
+        findings.append(f"late: arrived after seq {later[-1]} of this device")
+    return findings
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; they were stored in UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    from aiohttp import ClientConnectionError, ClientPayloadError
+
+    return isinstance(exc, ClientPayloadError | ClientConnectionError | ConnectionError | EOFError)
+
+
+def decode_metadata(header: str | None) -> dict[str, bytes]:
+    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs."""
+    result: dict[str, bytes] = {}
+    for pair in (header or "").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, value = pair.partition(" ")
+        if not key or key in result:
+            raise InvalidInput(f"Upload-Metadata: bad or repeated key {key!r}")
+        try:
+            result[key] = base64.b64decode(value.strip(), validate=True)
+        except binascii.Error as exc:
+            raise InvalidInput(f"Upload-Metadata: value of {key!r} is not base64") from exc
+    return result

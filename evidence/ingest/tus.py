@@ -1,0 +1,218 @@
+"""tus 1.0.0 at /api/v1/uploads, receipts, and small items in one request.
+
+Extensions: creation, creation-with-upload, termination, expiration and
+checksum (sha256). Devices authenticate with ``Authorization: Bearer``;
+``Upload-Metadata`` carries ``manifest`` (the manifest's canonical JSON) and
+``signature`` (the Ed25519 signature, standard base64). Handlers only parse
+headers and translate; `evidence.ingest.service.Ingest` does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from evidence.errors import InvalidInput, TooLarge
+from evidence.ingest.service import Ingest, UploadStatus, decode_metadata
+from evidence.registry import Device
+from evidence.web import parse_decimal
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+UPLOADS = "/api/v1/uploads"
+READ_CHUNK = 256 << 10  # bytes read from the socket at a time
+# A manifest and its signature in Upload-Metadata are under 1 KiB of base64.
+MAX_METADATA_LENGTH = 8192
+MAX_SMALL_ITEM = 32 << 20  # POST /api/v1/items: visit records, photos, documents
+
+SMALL_ITEM_PARTS = ("manifest", "signature", "content")
+
+INGEST = web.AppKey("ingest", Ingest)
+routes = web.RouteTableDef()
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)
+    app.on_response_prepare.append(_tus_headers)
+
+
+async def _tus_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith(UPLOADS):
+        response.headers["Tus-Resumable"] = TUS_VERSION
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def _check_version(request: web.Request) -> None:
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
+        raise web.HTTPPreconditionFailed(
+            headers={"Tus-Version": TUS_VERSION, "Tus-Resumable": TUS_VERSION},
+            text=f"Tus-Resumable: {TUS_VERSION} is required",
+        )
+
+
+def _status_headers(status: UploadStatus) -> dict[str, str]:
+    return {
+        "Upload-Offset": str(status.offset),
+        "Upload-Length": str(status.length),
+        "Upload-Expires": email.utils.format_datetime(status.expires_at, usegmt=True),
+    }
+
+
+def _header_decimal(request: web.Request, name: str) -> int:
+    value = request.headers.get(name)
+    if value is None:
+        raise InvalidInput(f"the {name} header is required")
+    return parse_decimal(value, name)
+
+
+def _checksum(request: web.Request) -> bytes | None:
+    header = request.headers.get("Upload-Checksum")
+    if header is None:
+        return None
+    algorithm, _, value = header.partition(" ")
+    if algorithm != "sha256":
+        raise InvalidInput("Upload-Checksum: only sha256 is supported")
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise InvalidInput("Upload-Checksum: the value is not base64") from exc
+    if len(digest) != 32:
+        raise InvalidInput("Upload-Checksum: a sha256 digest is 32 bytes")
+    return digest
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(READ_CHUNK):
+        yield chunk
+
+
+def _is_offset_stream(request: web.Request) -> bool:
+    return request.content_type == OFFSET_CONTENT_TYPE
+
+
+@routes.options(UPLOADS)
+async def options(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    return web.Response(
+        status=204,
+        headers={
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(ingest.limits.max_upload_size),
+            "Tus-Checksum-Algorithm": "sha256",
+        },
+    )
+
+
+@routes.post(UPLOADS)
+async def create(request: web.Request) -> web.Response:
+    _check_version(request)
+    ingest = request.app[INGEST]
+    device = await _device(request)
+    if "Upload-Defer-Length" in request.headers:
+        raise InvalidInput("Upload-Defer-Length is not supported: the manifest gives the size")
+    length = _header_decimal(request, "Upload-Length")
+    if length > ingest.limits.max_upload_size:
+        raise TooLarge(f"{length} bytes is over the limit of {ingest.limits.max_upload_size}")
+    header = request.headers.get("Upload-Metadata", "")
+    if len(header) > MAX_METADATA_LENGTH:
+        raise InvalidInput(f"Upload-Metadata is longer than {MAX_METADATA_LENGTH} characters")
+    metadata = decode_metadata(header)
+    if "manifest" not in metadata or "signature" not in metadata:
+        raise InvalidInput("Upload-Metadata must carry manifest and signature")
+    status = await ingest.create(device, metadata["manifest"], metadata["signature"], length)
+    if _is_offset_stream(request) and not status.complete:  # creation-with-upload
+        status = await ingest.receive(device, status.id, 0, _body(request), _checksum(request))
+    location = f"{UPLOADS}/{status.id}"
+    return web.Response(status=201, headers={"Location": location, **_status_headers(status)})
+
+
+@routes.head(UPLOADS + "/{id}")
+async def head(request: web.Request) -> web.Response:
+    _check_version(request)
+    device = await _device(request)
+    status = await request.app[INGEST].status(device, request.match_info["id"])
+    return web.Response(status=200, headers=_status_headers(status))
+
+
+@routes.patch(UPLOADS + "/{id}")
+async def patch(request: web.Request) -> web.Response:
+    _check_version(request)
+    device = await _device(request)
+    if not _is_offset_stream(request):
+        raise web.HTTPUnsupportedMediaType(text=f"Content-Type must be {OFFSET_CONTENT_TYPE}")
+    offset = _header_decimal(request, "Upload-Offset")
+    checksum = _checksum(request)
+    status = await request.app[INGEST].receive(
+        device, request.match_info["id"], offset, _body(request), checksum
+    )
+    headers = _status_headers(status)
+    del headers["Upload-Length"]
+    return web.Response(status=204, headers=headers)
+
+
+@routes.delete(UPLOADS + "/{id}")
+async def terminate(request: web.Request) -> web.Response:
+    _check_version(request)
+    device = await _device(request)
+    await request.app[INGEST].terminate(device, request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.get(UPLOADS + "/{id}/receipt")
+async def upload_receipt(request: web.Request) -> web.Response:
+    device = await _device(request)
+    receipt = await request.app[INGEST].receipt(device, request.match_info["id"])
+    return web.json_response(receipt)
+
+
+@routes.get("/api/v1/items/{item}/receipt")
+async def item_receipt(request: web.Request) -> web.Response:
+    await _device(request)
+    return web.json_response(await request.app[INGEST].item_receipt(request.match_info["item"]))
+
+
+@routes.post("/api/v1/items")
+async def small_item(request: web.Request) -> web.Response:
+    """One request for a small item: multipart ``manifest``, ``signature``, ``content``."""
+    ingest = request.app[INGEST]
+    device = await _device(request)
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidInput("POST /api/v1/items takes multipart/form-data")
+    fields: dict[str, bytes] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name not in SMALL_ITEM_PARTS:
+            raise InvalidInput("the parts are manifest, signature and content")
+        if part.name in fields:
+            raise InvalidInput(f"the part {part.name} is given twice")
+        limit = MAX_SMALL_ITEM if part.name == "content" else MAX_METADATA_LENGTH
+        fields[part.name] = await _read_part(part, limit)
+    if set(fields) != set(SMALL_ITEM_PARTS):
+        raise InvalidInput("the parts manifest, signature and content are all required")
+    try:
+        signature = base64.b64decode(fields["signature"], validate=True)
+    except binascii.Error as exc:
+        raise InvalidInput("signature is not standard base64") from exc
+    receipt = await ingest.ingest_small(device, fields["manifest"], signature, fields["content"])
+    return web.json_response(receipt, status=201)
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk(READ_CHUNK):
+        data += chunk
+        if len(data) > limit:
+            raise TooLarge(f"the part {part.name} is larger than {limit} bytes")
+    return bytes(data)
+
+
+async def _device(request: web.Request) -> Device:
+    ingest = request.app[INGEST]
+    return await asyncio.to_thread(ingest.authenticate, request.headers.get("Authorization"))

@@ -1,0 +1,116 @@
+"""Helpers of the ingest tests: an enrolled device with its case, and manifests it signs."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from evidence.chain import manifest as mf
+from evidence.chain import note
+from evidence.custody import CustodyLog
+from evidence.db import Database
+from evidence.registry import add_case, enroll_device
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+@dataclass
+class Kit:
+    """An enrolled device, its token, a case, and its manifest chain."""
+
+    signer: note.Signer
+    device: str
+    token: str
+    case: str
+    seq: int = 0
+    prev: str | None = None
+    signed: list[bytes] = field(default_factory=list)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def manifest(
+        self,
+        content: bytes,
+        *,
+        kind: str = "footage",
+        media_type: str = "video/mp4",
+        seq: int | None = None,
+        prev: str | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+        case: str | None = None,
+    ) -> tuple[bytes, bytes]:
+        """The next manifest of this device for `content` (overrides for bad ones), signed."""
+        if seq is None:
+            self.seq += 1
+            seq, prev = self.seq, self.prev
+        data = mf.manifest_bytes(
+            mf.CaptureManifest(
+                device=self.device,
+                seq=seq,
+                prev=prev,
+                case=case or self.case,
+                kind=kind,
+                sha256=sha256 or hashlib.sha256(content).hexdigest(),
+                size=len(content) if size is None else size,
+                media_type=media_type,
+                captured_at="2026-11-24T09:30:00Z",
+                ended_at=None,
+                geo=None,
+            )
+        )
+        if seq == self.seq:
+            self.prev = mf.item_id(data)
+        self.signed.append(data)
+        return data, mf.sign_manifest(data, self.signer)
+
+
+def enrolled(log: CustodyLog, db: Database, name: str = "camera-1") -> Kit:
+    signer = note.new_signer(f"device.example/{name}", hashlib.sha256(name.encode()).digest())
+    created = enroll_device(log, db, signer.verifier.vkey, name)
+    case = add_case(db, f"CASE/{name}", now=dt.datetime.now(dt.UTC))["case"]
+    return Kit(signer, created["device"], created["token"], case)
+
+
+def metadata(manifest: bytes, signature: bytes) -> str:
+    return ",".join(
+        f"{key} {base64.b64encode(value).decode()}"
+        for key, value in (("manifest", manifest), ("signature", signature))
+    )
+
+
+async def create(client: Any, kit: Kit, manifest: bytes, signature: bytes, **headers: str) -> Any:
+    """POST a new upload; Upload-Length is the manifest's size unless given."""
+    length = headers.get("Upload-Length") or str(mf.parse_manifest(manifest).size)
+    return await client.post(
+        "/api/v1/uploads",
+        headers={
+            **TUS,
+            **kit.auth,
+            "Upload-Length": length,
+            "Upload-Metadata": metadata(manifest, signature),
+            **headers,
+        },
+    )
+
+
+async def patch(
+    client: Any, kit: Kit, location: str, offset: int, data: bytes, **headers: str
+) -> Any:
+    return await client.patch(
+        location,
+        data=data,
+        headers={
+            **TUS,
+            **kit.auth,
+            "Upload-Offset": str(offset),
+            "Content-Type": OFFSET_STREAM,
+            **headers,
+        },
+    )

@@ -1,0 +1,243 @@
+"""The S3 store beyond the contract: object lock, refused deletes, a store that is down.
+
+Against moto's S3 server over HTTP (see conftest.py). moto does not check
+``ChecksumSHA256`` and its GetObjectRetention is broken, so locks are read
+with HEAD, and nothing here relies on the store checking a checksum.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from storehelpers import (
+    FAKE_KEY_ID,
+    FAKE_SECRET,
+    PART,
+    Backend,
+    blob,
+    closed_port,
+    derived_key,
+    new_bucket,
+    original_key,
+    read_all,
+    sha,
+    stage,
+    upload_id,
+)
+
+from evidence.errors import Forbidden, InvalidInput, StorageUnavailable
+from evidence.storage import S3_MIN_PART_SIZE
+from evidence.storage.s3 import DEFAULT_RETENTION_DAYS, S3Store
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+SMALL = blob(500, seed=20)
+LARGE = blob(2 * PART + 10, seed=21)  # more than one copy part at copy_part_size=PART
+
+
+def _assert_locked_for(s3: S3Client, bucket: str, key: str, days: int) -> None:
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head.get("ObjectLockMode") == "COMPLIANCE"
+    until = head.get("ObjectLockRetainUntilDate")
+    assert until is not None
+    expected = datetime.now(UTC) + timedelta(days=days)
+    assert abs(until - expected) < timedelta(hours=1), until
+
+
+def _versions(s3: S3Client, bucket: str, prefix: str) -> list[str]:
+    listing = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+    entries = [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]
+    return [entry.get("Key", "") for entry in entries]
+
+
+@pytest.fixture
+def locked_store(s3_admin: S3Client, moto_url: str) -> Iterator[tuple[S3Store, str]]:
+    """A store on a lock-enabled bucket, 30 days of retention, small copy parts."""
+    bucket = new_bucket(s3_admin, lock=True)
+    store = S3Store(bucket, moto_url, 30, PART, copy_part_size=PART)
+    yield store, bucket
+    store.close()
+
+
+def test_originals_put_in_a_lock_bucket_are_locked_in_compliance_mode(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client
+) -> None:
+    store, bucket = locked_store
+    key = original_key(SMALL)
+    assert store.put(key, SMALL, sha(SMALL), retain=True)
+    _assert_locked_for(s3_admin, bucket, key, 30)
+    info = store.stat(key)
+    assert info is not None
+    assert info.retention is not None
+    assert info.retention.mode == "COMPLIANCE"
+    assert info.retention.until > datetime.now(UTC) + timedelta(days=29)
+
+
+@pytest.mark.parametrize("data", [SMALL, LARGE], ids=["copy", "multipart-copy"])
+def test_committed_originals_are_locked_and_staging_leaves_nothing(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client, data: bytes
+) -> None:
+    store, bucket = locked_store
+    uid, key = upload_id(1), original_key(data)
+    stage(store, uid, data)
+    assert store.stage_commit(uid, key, sha(data), len(data), retain=True)
+    _assert_locked_for(s3_admin, bucket, key, 30)
+    assert read_all(store.read(key)) == data
+    assert _versions(s3_admin, bucket, "staging/") == []  # no versions, no delete markers
+
+
+def test_a_retried_commit_locks_an_original_left_unlocked(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client
+) -> None:
+    store, bucket = locked_store
+    uid, key = upload_id(2), original_key(SMALL)
+    s3_admin.put_object(Bucket=bucket, Key=key, Body=SMALL)  # a crash before the lock
+    stage(store, uid, SMALL)
+    assert store.stage_commit(uid, key, sha(SMALL), len(SMALL), retain=True) is False
+    _assert_locked_for(s3_admin, bucket, key, 30)
+
+
+def test_derived_objects_are_not_locked_and_delete_leaves_no_version(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client
+) -> None:
+    store, bucket = locked_store
+    key = derived_key(SMALL)
+    store.put(key, SMALL, sha(SMALL), retain=False)
+    info = store.stat(key)
+    assert info is not None
+    assert info.retention is None
+    assert store.delete(key) is True
+    assert _versions(s3_admin, bucket, key) == []
+
+
+def test_deleting_a_locked_original_is_forbidden_and_removes_nothing(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client
+) -> None:
+    store, bucket = locked_store
+    key = original_key(SMALL)
+    store.put(key, SMALL, sha(SMALL), retain=True)
+    with pytest.raises(Forbidden, match="retention"):
+        store.delete(key)
+    assert read_all(store.read(key)) == SMALL
+    assert _versions(s3_admin, bucket, key) == [key]
+
+
+def _client(moto_url: str) -> S3Client:
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id=FAKE_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET,
+    )
+
+
+def test_a_delete_the_store_refuses_is_forbidden(s3_admin: S3Client, moto_url: str) -> None:
+    """S3 has the last word: its refusal (here of a lock our HEAD did not see) is Forbidden."""
+    bucket = new_bucket(s3_admin, lock=True)
+    client = _client(moto_url)
+    store = S3Store(bucket, client=client, part_size=PART)
+    key = original_key(SMALL)
+    store.put(key, SMALL, sha(SMALL), retain=True)
+
+    def hide_lock(parsed: dict[str, Any], **kwargs: Any) -> None:
+        parsed.pop("ObjectLockMode", None)
+        parsed.pop("ObjectLockRetainUntilDate", None)
+
+    client.meta.events.register("after-call.s3.HeadObject", hide_lock)
+    with pytest.raises(Forbidden, match="refused"):
+        store.delete(key)
+    client.meta.events.unregister("after-call.s3.HeadObject", hide_lock)
+    assert read_all(store.read(key)) == SMALL
+    store.close()
+
+
+def test_without_object_lock_originals_are_stored_unlocked(plain: Backend) -> None:
+    key = original_key(SMALL)
+    assert plain.store.put(key, SMALL, sha(SMALL), retain=True)
+    info = plain.store.stat(key)
+    assert info is not None
+    assert info.retention is None
+
+
+def _unavailable_within(seconds: float, call: Callable[[], object]) -> None:
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        call()
+    assert time.monotonic() - started < seconds
+
+
+def test_a_stopped_store_is_unavailable_within_seconds() -> None:
+    store = S3Store("evidence-down", f"http://127.0.0.1:{closed_port()}", part_size=PART)
+    _unavailable_within(5, store.check)
+    _unavailable_within(5, lambda: store.put(original_key(b"x"), b"x", sha(b"x"), retain=True))
+    _unavailable_within(5, lambda: store.stage_part(upload_id(3), "handle", 0, b"x"))
+    _unavailable_within(5, lambda: store.stat(original_key(b"x")))
+    _unavailable_within(5, lambda: store.read(original_key(b"x")))
+    store.close()
+
+
+def test_a_store_that_accepts_but_never_answers_is_unavailable() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        store = S3Store("evidence-hung", url, part_size=PART, read_timeout=0.5, max_attempts=1)
+        _unavailable_within(5, store.check)
+        store.close()
+
+
+def test_a_missing_bucket_is_unavailable_and_named(moto_url: str) -> None:
+    store = S3Store("evidence-no-such-bucket", moto_url, part_size=PART)
+    with pytest.raises(StorageUnavailable, match="evidence-no-such-bucket"):
+        store.check()
+    store.close()
+
+
+def test_a_store_without_conditional_writes_falls_back_to_head_then_put(
+    s3_admin: S3Client, moto_url: str
+) -> None:
+    """Older S3-compatible stores answer 501 to If-None-Match on PUT."""
+    bucket = new_bucket(s3_admin, lock=False)
+    client = _client(moto_url)
+    refused: list[str] = []
+
+    class NotImplementedAnswer:
+        status_code = 501
+
+    def no_conditional_put(params: dict[str, Any], **kwargs: Any) -> object:
+        if params["headers"].get("If-None-Match") is None:
+            return None
+        refused.append(params["url_path"])
+        error = {"Code": "NotImplemented", "Message": "A header you provided implies"}
+        return NotImplementedAnswer(), {"Error": error, "ResponseMetadata": {}}
+
+    client.meta.events.register(
+        "before-call.s3.PutObject",
+        no_conditional_put,  # type: ignore[arg-type]  # botocore: a handler may answer
+    )
+    store = S3Store(bucket, client=client, part_size=PART)
+    key = original_key(SMALL)
+    assert store.put(key, SMALL, sha(SMALL), retain=True) is True
+    assert store.put(key, SMALL, sha(SMALL), retain=True) is False
+    assert store.put(derived_key(SMALL), SMALL, sha(SMALL), retain=False) is True
+    assert len(refused) == 1  # asked once, then remembered
+    assert read_all(store.read(key)) == SMALL
+    store.close()
+
+
+def test_s3_parts_respect_s3_limits() -> None:
+    with pytest.raises(ValueError, match="part_size"):
+        S3Store("evidence-x", "http://127.0.0.1:1", part_size=S3_MIN_PART_SIZE - 1)
+    store = S3Store("evidence-x", "http://127.0.0.1:1")
+    assert (store.part_size, store.retention_days) == (8 * 1024 * 1024, DEFAULT_RETENTION_DAYS)
+    with pytest.raises(InvalidInput):
+        store.stage_part(upload_id(4), "", 0, b"x")  # no handle: checked before any request
+    store.close()

@@ -97,10 +97,10 @@ class Session:
 
 
 def _metadata(manifest: bytes, signature: bytes) -> str:
-    return ",".join(
-        f"{key} {base64.b64encode(value).decode('ascii')}"
-        for key, value in (("manifest", manifest), ("signature", signature))
-    )
+    """tus Upload-Metadata: the manifest's text and the signature's base64 text, each
+    base64-encoded again as tus encodes every value."""
+    values = (("manifest", manifest), ("signature", base64.b64encode(signature)))
+    return ",".join(f"{key} {base64.b64encode(value).decode('ascii')}" for key, value in values)
 
 
 class Uploader:

@@ -32,6 +32,7 @@ MAX_METADATA_LENGTH = 8192
 MAX_SMALL_ITEM = 32 << 20  # POST /api/v1/items: visit records, photos, documents
 
 SMALL_ITEM_PARTS = ("manifest", "signature", "content")
+SIGNATURE_SIZE = 64
 
 INGEST = web.AppKey("ingest", Ingest)
 routes = web.RouteTableDef()
@@ -54,6 +55,21 @@ def _check_version(request: web.Request) -> None:
             headers={"Tus-Version": TUS_VERSION, "Tus-Resumable": TUS_VERSION},
             text=f"Tus-Resumable: {TUS_VERSION} is required",
         )
+
+
+def decode_signature(value: bytes) -> bytes:
+    """The ``signature`` value: the 64-byte Ed25519 signature as standard base64 text.
+
+    In Upload-Metadata that text is itself base64-encoded, as tus encodes every
+    value; what arrives here is the decoded value, the text.
+    """
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("signature must be the Ed25519 signature in standard base64") from exc
+    if len(raw) != SIGNATURE_SIZE:
+        raise InvalidInput(f"signature must be {SIGNATURE_SIZE} bytes (Ed25519), base64-encoded")
+    return raw
 
 
 def _status_headers(status: UploadStatus) -> dict[str, str]:
@@ -126,7 +142,8 @@ async def create(request: web.Request) -> web.Response:
     metadata = decode_metadata(header)
     if "manifest" not in metadata or "signature" not in metadata:
         raise InvalidInput("Upload-Metadata must carry manifest and signature")
-    status = await ingest.create(device, metadata["manifest"], metadata["signature"], length)
+    signature = decode_signature(metadata["signature"])
+    status = await ingest.create(device, metadata["manifest"], signature, length)
     if _is_offset_stream(request) and not status.complete:  # creation-with-upload
         status = await ingest.receive(device, status.id, 0, _body(request), _checksum(request))
     location = f"{UPLOADS}/{status.id}"
@@ -196,10 +213,7 @@ async def small_item(request: web.Request) -> web.Response:
         fields[part.name] = await _read_part(part, limit)
     if set(fields) != set(SMALL_ITEM_PARTS):
         raise InvalidInput("the parts manifest, signature and content are all required")
-    try:
-        signature = base64.b64decode(fields["signature"], validate=True)
-    except binascii.Error as exc:
-        raise InvalidInput("signature is not standard base64") from exc
+    signature = decode_signature(fields["signature"])
     receipt = await ingest.ingest_small(device, fields["manifest"], signature, fields["content"])
     return web.json_response(receipt, status=201)
 

@@ -79,10 +79,9 @@ def enrolled(log: CustodyLog, db: Database, name: str = "camera-1") -> Kit:
 
 
 def metadata(manifest: bytes, signature: bytes) -> str:
-    return ",".join(
-        f"{key} {base64.b64encode(value).decode()}"
-        for key, value in (("manifest", manifest), ("signature", signature))
-    )
+    """Upload-Metadata as DESIGN.md has it: the manifest text, the signature's base64 text."""
+    values = (("manifest", manifest), ("signature", base64.b64encode(signature)))
+    return ",".join(f"{key} {base64.b64encode(value).decode()}" for key, value in values)
 
 
 async def create(client: Any, kit: Kit, manifest: bytes, signature: bytes, **headers: str) -> Any:

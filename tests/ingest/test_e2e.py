@@ -1,0 +1,232 @@
+"""End to end against a real `evidence serve`: the device client, a third-party tus client, and a
+server killed with SIGKILL in the middle of an upload."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from media import mp4_video
+from serverproc import RunningServer, command, running
+from tusclient import client as tus_client
+
+from evidence.chain import manifest as mf
+from evidence.chain import note
+from evidence.chain.receipt import verify_receipt
+
+MIB = 1 << 20
+
+
+def cli(
+    server: RunningServer, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        command(*args),
+        env=server.env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+    return done
+
+
+def cli_json(server: RunningServer, *args: str) -> dict[str, Any]:
+    lines = cli(server, *args).stdout.strip().splitlines()
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def request(
+    server: RunningServer,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> tuple[http.client.HTTPResponse, bytes]:
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response, response.read()
+    finally:
+        conn.close()
+
+
+def get_json(server: RunningServer, path: str, headers: dict[str, str] | None = None) -> Any:
+    response, body = request(server, "GET", path, headers)
+    assert response.status == 200, body
+    return json.loads(body)
+
+
+def enrol(server: RunningServer, tmp_path: Path, name: str) -> tuple[note.Signer, str, str, str]:
+    """A device key, enrolled with the CLI while the server runs; its id, token and a case."""
+    signer = note.new_signer(name, hashlib.sha256(name.encode()).digest())
+    case = cli_json(server, "cases", "add", f"REF {name}")["case"]
+    created = cli_json(server, "devices", "enroll", "--vkey", signer.verifier.vkey, "--name", name)
+    return signer, created["device"], created["token"], case
+
+
+def sign(
+    signer: note.Signer, device: str, case: str, content: bytes, **fields: Any
+) -> tuple[bytes, bytes]:
+    manifest = mf.manifest_bytes(
+        mf.CaptureManifest(
+            device=device,
+            seq=1,
+            prev=None,
+            case=case,
+            kind=fields.get("kind", "document"),
+            sha256=hashlib.sha256(content).hexdigest(),
+            size=len(content),
+            media_type=fields.get("media_type", "text/plain"),
+            captured_at="2026-11-24T09:30:00Z",
+            ended_at=None,
+            geo=None,
+        )
+    )
+    return manifest, mf.sign_manifest(manifest, signer)
+
+
+def vkey_of(server: RunningServer) -> str:
+    return request(server, "GET", "/log/vkey")[1].decode().strip()
+
+
+def test_the_device_client_from_init_to_verified_receipts(tmp_path: Path) -> None:
+    with running(tmp_path) as server:
+        device_dir = tmp_path / "device"
+        init = cli_json(
+            server, "device", "init", "--dir", str(device_dir), "--name", "camera-9.example"
+        )
+        assert init["device"] == mf.device_id(init["device_vkey"])
+        case = cli_json(server, "cases", "add", "LA/2026/123")["case"]
+        enrolled = cli_json(
+            server, "devices", "enroll", "--vkey", init["device_vkey"], "--name", "Camera 9"
+        )
+        assert enrolled["device"] == init["device"]
+        cli(server, "device", "token", "--dir", str(device_dir), stdin=enrolled["token"] + "\n")
+        footage = tmp_path / "visit.mp4"
+        footage.write_bytes(mp4_video(frames=24))
+        uploaded = []
+        for _ in range(2):
+            uploaded.append(
+                cli_json(
+                    server,
+                    "device",
+                    "upload",
+                    str(footage),
+                    "--server",
+                    server.url,
+                    "--case",
+                    case,
+                    "--kind",
+                    "footage",
+                    "--dir",
+                    str(device_dir),
+                )
+            )
+        assert uploaded[0]["item"] != uploaded[1]["item"]  # two manifests: seq 1 and seq 2
+        receipt = json.loads(Path(uploaded[1]["receipt"]).read_text())
+        verified = verify_receipt(receipt, vkey_of(server))
+        assert verified.entry.seq == 2
+        assert verified.entry.sha256 == hashlib.sha256(footage.read_bytes()).hexdigest()
+        checked = cli(
+            server, "device", "receipts", "verify", "--server", server.url, "--dir", str(device_dir)
+        )
+        assert "2 of 2 receipts verified" in checked.stdout
+        state = json.loads((device_dir / "device.json").read_text())
+        assert (state["seq"], state["prev"]) == (2, uploaded[1]["item"])
+        assert list((device_dir / "pending").glob("*.json")) == []
+        assert "ok:" in cli(server, "fsck").stdout  # while the server runs
+
+
+def test_any_tus_client_works_tuspy(tmp_path: Path) -> None:
+    with running(tmp_path) as server:
+        signer, device, token, case = enrol(server, tmp_path, "tuspy-phone.example")
+        content = b"Visit notes: child seen, seen alone, room clean.\n" * 40_000  # ~2 MiB
+        path = tmp_path / "notes.txt"
+        path.write_bytes(content)
+        manifest, signature = sign(signer, device, case, content)
+        tus = tus_client.TusClient(
+            server.url + "/api/v1/uploads", headers={"Authorization": f"Bearer {token}"}
+        )
+        with path.open("rb") as stream:  # tuspy leaves a file it opens itself unclosed
+            uploader = tus.uploader(
+                file_stream=stream,
+                chunk_size=700_000,  # not a multiple of anything the server uses
+                metadata={
+                    "manifest": manifest.decode("utf-8"),
+                    "signature": base64.b64encode(signature).decode("ascii"),
+                },
+            )
+            uploader.upload()
+        location = uploader.url.removeprefix(server.url)
+        receipt = get_json(server, location + "/receipt", {"Authorization": f"Bearer {token}"})
+        assert verify_receipt(receipt, vkey_of(server)).item == mf.item_id(manifest)
+
+
+def test_an_upload_survives_a_server_killed_mid_request(tmp_path: Path) -> None:
+    content = bytes(range(32, 127)) * (24 * MIB // 95)  # ASCII, ~24 MiB
+    with running(tmp_path) as first:
+        signer, device, token, case = enrol(first, tmp_path, "camera-kill.example")
+        manifest, signature = sign(signer, device, case, content)
+        auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+        metadata = ",".join(
+            f"{k} {base64.b64encode(v).decode()}"
+            for k, v in (("manifest", manifest), ("signature", base64.b64encode(signature)))
+        )
+        created, _ = request(
+            first,
+            "POST",
+            "/api/v1/uploads",
+            {**auth, "Upload-Length": str(len(content)), "Upload-Metadata": metadata},
+        )
+        assert created.status == 201
+        location = created.getheader("Location")
+        assert location is not None
+        patch = {**auth, "Content-Type": "application/offset+octet-stream"}
+        head, _ = request(
+            first, "PATCH", location, {**patch, "Upload-Offset": "0"}, content[: 10 * MIB]
+        )
+        assert head.getheader("Upload-Offset") == str(10 * MIB)
+        # Start sending the rest, and kill the server (SIGKILL) part-way through the body.
+        host, port = first.url.removeprefix("http://").split(":")
+        sock = socket.create_connection((host, int(port)))
+        rest = content[10 * MIB :]
+        head_lines = [
+            f"PATCH {location} HTTP/1.1",
+            f"Host: {host}:{port}",
+            f"Content-Length: {len(rest)}",
+            f"Upload-Offset: {10 * MIB}",
+            *(f"{k}: {v}" for k, v in patch.items()),
+        ]
+        sock.sendall(("\r\n".join(head_lines) + "\r\n\r\n").encode())
+        sock.sendall(rest[: 9 * MIB])
+        time.sleep(1.0)  # let the server stage what it got
+        first.proc.kill()
+        first.proc.wait(timeout=30)
+        sock.close()
+
+    with running(tmp_path, name="restarted", port=int(port)) as second:
+        head, _ = request(second, "HEAD", location, auth)
+        assert head.status == 200
+        offset = int(head.getheader("Upload-Offset") or "-1")
+        assert 10 * MIB <= offset <= 19 * MIB  # only bytes that were durable count
+        done, _ = request(
+            second, "PATCH", location, {**patch, "Upload-Offset": str(offset)}, content[offset:]
+        )
+        assert done.status == 204, done.status
+        receipt = get_json(second, location + "/receipt", auth)
+        verified = verify_receipt(receipt, vkey_of(second))
+        assert verified.entry.sha256 == hashlib.sha256(content).hexdigest()
+        assert "ok:" in cli(second, "fsck").stdout

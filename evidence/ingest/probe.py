@@ -73,6 +73,40 @@ def check_content(kind: str, media_type: str, source: BinaryIO, size: int) -> No
         _check_utf8(source)
 
 
+class StreamCheck:
+    """A content check made as the bytes stream past, so they need not be read again.
+
+    Only text/plain has one (UTF-8 can be validated incrementally); its state
+    lives in memory like the upload's hash, and an upload that lost it is
+    checked by `check_content` after all.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.failed = False
+
+    @classmethod
+    def for_type(cls, media_type: str) -> StreamCheck | None:
+        return cls() if media_type == "text/plain" else None
+
+    def update(self, chunk: bytes) -> None:
+        if not self.failed:
+            try:
+                self._decoder.decode(chunk)
+            except UnicodeDecodeError:
+                self.failed = True
+
+    def finish(self) -> None:
+        """Raise `VerificationError` unless everything streamed was valid."""
+        if not self.failed:
+            try:
+                self._decoder.decode(b"", final=True)
+                return
+            except UnicodeDecodeError:
+                pass
+        raise VerificationError("content declared text/plain is not UTF-8")
+
+
 def _check_media(family: str, media_type: str, source: BinaryIO) -> None:
     try:
         with av.open(source, mode="r") as container:

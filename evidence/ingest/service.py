@@ -83,6 +83,20 @@ class StagingStore(Protocol):
     def stage_abort(self, upload_id: str, handle: str) -> None: ...
 
 
+@dataclass
+class _Streamed:
+    """What one process computed over an upload's bytes as they arrived."""
+
+    hasher: Any  # hashlib's sha256: its state cannot be saved, hence this
+    check: probe.StreamCheck | None
+    offset: int  # the bytes covered: [0, offset)
+
+    def update(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        if self.check is not None:
+            self.check.update(chunk)
+
+
 @dataclass(frozen=True)
 class Limits:
     max_upload_size: int = 64 << 30  # one long recording, generously
@@ -112,9 +126,9 @@ class Ingest:
         self.store = store
         self.key_for = key_for  # sha256 hex -> content-addressed key of an original
         self.limits = limits or Limits()
-        # upload id -> (SHA-256 of every byte so far, offset it covers): lost on restart,
-        # when the staged object is re-read once at the end instead.
-        self._hashers: dict[str, tuple[Any, int]] = {}
+        # upload id -> what this process computed over every byte so far: lost on
+        # restart, when the staged object is re-read once at the end instead.
+        self._streams: dict[str, _Streamed] = {}
 
     # -- who is asking ------------------------------------------------------------
 
@@ -261,11 +275,14 @@ class Ingest:
         part_size = self.store.part_size
         parts: list[str] = json.loads(row.parts)
         buffer = bytearray(row.tail)
-        hasher, covered = self._hashers.pop(upload_id, (None, -1))
+        streamed = self._streams.pop(upload_id, None)
         if offset == 0:
-            hasher = hashlib.sha256()
-        elif covered != offset:
-            hasher = None  # bytes before `offset` went through another process
+            manifest = mf.parse_manifest(bytes(row.manifest))
+            streamed = _Streamed(
+                hashlib.sha256(), probe.StreamCheck.for_type(manifest.media_type), 0
+            )
+        elif streamed is not None and streamed.offset != offset:
+            streamed = None  # bytes before `offset` went through another process
         body_hash = hashlib.sha256() if checksum is not None else None
         received = 0
         failure: Exception | None = None
@@ -275,8 +292,8 @@ class Ingest:
                     raise TooLarge(f"the upload is {row.length} bytes; this request goes past it")
                 received += len(chunk)
                 buffer += chunk
-                if hasher is not None:
-                    hasher.update(chunk)
+                if streamed is not None:
+                    streamed.update(chunk)
                 if body_hash is not None:
                     body_hash.update(chunk)
                 while len(buffer) >= part_size:
@@ -306,12 +323,13 @@ class Ingest:
             raise failure or ChecksumMismatch("the request body does not match its Upload-Checksum")
         new_offset = len(parts) * part_size + len(buffer)
         await asyncio.to_thread(self._record, upload_id, writer, new_offset, parts, bytes(buffer))
-        if hasher is not None:
-            self._hashers[upload_id] = (hasher, new_offset)
+        if streamed is not None:
+            streamed.offset = new_offset
+            self._streams[upload_id] = streamed
         if failure is not None:
             raise failure
         if new_offset == row.length:
-            await self._finish(row, parts, bytes(buffer), hasher)
+            await self._finish(row, parts, bytes(buffer), streamed)
             return UploadStatus(row.id, row.length, row.length, _aware(row.expires_at), True)
         return UploadStatus(row.id, new_offset, row.length, _aware(row.expires_at), False)
 
@@ -348,7 +366,9 @@ class Ingest:
 
     # -- finishing ------------------------------------------------------------------
 
-    async def _finish(self, row: Any, parts: list[str], tail: bytes, hasher: Any) -> None:
+    async def _finish(
+        self, row: Any, parts: list[str], tail: bytes, streamed: _Streamed | None
+    ) -> None:
         manifest = mf.parse_manifest(bytes(row.manifest))
         upload_id = row.id
         try:
@@ -362,7 +382,7 @@ class Ingest:
             await asyncio.to_thread(
                 self.store.stage_complete, upload_id, row.stage_handle, parts, row.length
             )
-            digest = hasher.hexdigest() if hasher is not None else None
+            digest = streamed.hasher.hexdigest() if streamed is not None else None
             if digest is None:  # this process did not see every byte: read them once
                 digest = await asyncio.to_thread(self._staged_sha256, upload_id)
             if digest != manifest.sha256:
@@ -370,7 +390,10 @@ class Ingest:
                     f"the SHA-256 of the received bytes is {digest}, "
                     f"the manifest says {manifest.sha256}"
                 )
-            await asyncio.to_thread(self._probe, upload_id, manifest)
+            if streamed is not None and streamed.check is not None:
+                streamed.check.finish()  # checked as it streamed: no second read
+            else:
+                await asyncio.to_thread(self._probe, upload_id, manifest)
             key = self.key_for(manifest.sha256)
             await asyncio.to_thread(
                 self.store.stage_commit, upload_id, key, manifest.sha256, row.length, retain=True
@@ -378,7 +401,7 @@ class Ingest:
         except VerificationError:
             await self._discard(row)
             raise
-        self._hashers.pop(upload_id, None)
+        self._streams.pop(upload_id, None)
         await self._record_item(row, manifest, key, upload_id)
 
     def _staged_sha256(self, upload_id: str) -> str:
@@ -396,7 +419,7 @@ class Ingest:
 
     async def _discard(self, row: Any) -> None:
         """A refused upload leaves nothing: staging removed, row deleted."""
-        self._hashers.pop(row.id, None)
+        self._streams.pop(row.id, None)
         await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
         await asyncio.to_thread(self._delete_upload, row.id)
         log.info("upload.refused", upload=row.id, item=row.item_id)

@@ -1,0 +1,104 @@
+"""Edges of the tus handlers: malformed headers, expiry, text checked as it streams."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from ingesthelpers import TUS, Kit, create, patch
+
+from evidence.app import DB, LOG
+from evidence.db.schema import uploads
+from evidence.ingest.tus import INGEST
+
+
+async def test_malformed_headers_get_400_never_500(client: Any, kit: Kit) -> None:
+    content = b"plain text\n" * 10
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    created = await create(client, kit, manifest, signature)
+    location = created.headers["Location"]
+    for offset in ("abc", "-1", "+5", "1e3", "0x10", "9" * 30):
+        response = await patch(client, kit, location, 0, content, **{"Upload-Offset": offset})
+        assert response.status == 400, offset
+        assert (await response.json())["error"] == "invalid_input"
+    for length in ("", "x", "-3"):
+        response = await create(client, kit, manifest, signature, **{"Upload-Length": length})
+        assert response.status == 400, length
+    for metadata in ("manifest", "manifest !!!,signature x", "manifest YQ==,manifest YQ=="):
+        response = await client.post(
+            "/api/v1/uploads",
+            headers={**TUS, **kit.auth, "Upload-Length": "1", "Upload-Metadata": metadata},
+        )
+        assert response.status == 400, metadata
+    deferred = await client.post(
+        "/api/v1/uploads", headers={**TUS, **kit.auth, "Upload-Defer-Length": "1"}
+    )
+    assert deferred.status == 400
+    no_auth = await client.head(location, headers=TUS)
+    assert no_auth.status == 401
+
+
+async def test_text_that_is_not_utf8_is_refused(client: Any, kit: Kit) -> None:
+    before = client.app[LOG].size()
+    latin1 = "Café, niño\n".encode("latin-1") * 100
+    manifest, signature = kit.manifest(latin1, kind="document", media_type="text/plain")
+    created = await create(client, kit, manifest, signature)
+    response = await patch(client, kit, created.headers["Location"], 0, latin1)
+    assert response.status == 422
+    assert "not UTF-8" in (await response.json())["detail"]
+    assert client.app[LOG].size() == before
+
+
+async def test_text_checked_after_a_restart_is_read_from_the_store(client: Any, kit: Kit) -> None:
+    """A process that did not see every byte re-reads them: hash and UTF-8 both."""
+    text = b"Visit: child seen alone, room warm.\n" * 50
+    bad = text[:-2] + b"\xff\n"
+    ingest = client.app[INGEST]
+    for content, status in ((text, 204), (bad, 422)):
+        manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+        location = (await create(client, kit, manifest, signature)).headers["Location"]
+        assert (await patch(client, kit, location, 0, content[:100])).status == 204
+        ingest._streams.clear()  # what a restart or another server process would not have
+        response = await patch(client, kit, location, 100, content[100:])
+        assert response.status == status
+
+
+async def test_expired_uploads_are_gone_and_cleaned_up(client: Any, kit: Kit) -> None:
+    content = b"notes\n" * 100
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    created = await create(client, kit, manifest, signature)
+    location = created.headers["Location"]
+    await patch(client, kit, location, 0, content[:50])
+    ingest = client.app[INGEST]
+    real_clock = ingest.log.clock
+    later = real_clock() + ingest.limits.upload_ttl + dt.timedelta(minutes=1)
+    ingest.log.clock = lambda: later
+    try:
+        head = await client.head(location, headers={**TUS, **kit.auth})
+        assert head.status == 404
+        assert await ingest.expire() == 1
+    finally:
+        ingest.log.clock = real_clock
+    with client.app[DB].read() as conn:
+        assert conn.execute(sa.select(uploads)).all() == []
+    assert await ingest.expire() == 0
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE", "HEAD"])
+async def test_another_devices_upload_is_not_found(client: Any, kit: Kit, method: str) -> None:
+    from ingesthelpers import enrolled
+
+    content = b"x\n" * 10
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    other = enrolled(client.app[LOG], client.app[DB], "camera-3")
+    headers = {
+        **TUS,
+        **other.auth,
+        "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream",
+    }
+    response = await client.request(method, location, headers=headers, data=content)
+    assert response.status == 404

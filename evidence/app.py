@@ -91,7 +91,9 @@ def _ingest(
             app[LOG],
             the_store,
             key_for=lambda sha256: content_key("originals", sha256),
-            limits=Limits(max_upload_size=settings.max_upload_size),
+            limits=Limits(
+                max_upload_size=settings.max_upload_size, max_item_size=settings.max_item_size
+            ),
         )
         expiry = asyncio.create_task(_expire_uploads(app[tus.INGEST]), name="upload-expiry")
         try:

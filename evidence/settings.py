@@ -41,6 +41,9 @@ DEFAULT_S3_RETENTION_DAYS = 2557
 # One long body-camera recording, generously; the device states the size up front.
 DEFAULT_MAX_UPLOAD_SIZE = 64 << 30
 MAX_MAX_UPLOAD_SIZE = 10_000 * (8 << 20)  # staged in at most 10,000 parts of 8 MiB (78 GiB)
+# POST /api/v1/items holds an item in memory: visit records, photos, documents.
+DEFAULT_MAX_ITEM_SIZE = 32 << 20
+MAX_MAX_ITEM_SIZE = 256 << 20
 # A hundred years: beyond any retention schedule; a larger number is a typo.
 MAX_S3_RETENTION_DAYS = 36500
 
@@ -76,6 +79,7 @@ class Settings:
     s3_region: str = DEFAULT_S3_REGION
     s3_retention_days: int = DEFAULT_S3_RETENTION_DAYS
     max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE
+    max_item_size: int = DEFAULT_MAX_ITEM_SIZE
 
     @property
     def database_url_redacted(self) -> str:
@@ -149,6 +153,9 @@ class Settings:
             _whole_number(1, MAX_MAX_UPLOAD_SIZE, "bytes"),
             DEFAULT_MAX_UPLOAD_SIZE,
         )
+        max_item_size = checked.get(
+            "max_item_size", _whole_number(1, MAX_MAX_ITEM_SIZE, "bytes"), DEFAULT_MAX_ITEM_SIZE
+        )
         if store == "s3" and not s3_bucket:
             problems.append(
                 f"{ENV_PREFIX}S3_BUCKET is required when {ENV_PREFIX}STORE is 's3'"
@@ -173,6 +180,7 @@ class Settings:
             s3_region=s3_region,
             s3_retention_days=s3_retention_days,
             max_upload_size=max_upload_size,
+            max_item_size=max_item_size,
         )
 
 

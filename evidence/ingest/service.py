@@ -100,6 +100,7 @@ class _Streamed:
 @dataclass(frozen=True)
 class Limits:
     max_upload_size: int = 64 << 30  # one long recording, generously
+    max_item_size: int = 32 << 20  # POST /api/v1/items, held in memory
     upload_ttl: dt.timedelta = dt.timedelta(days=7)  # a device may be offline for days
 
 

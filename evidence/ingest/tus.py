@@ -29,7 +29,6 @@ UPLOADS = "/api/v1/uploads"
 READ_CHUNK = 256 << 10  # bytes read from the socket at a time
 # A manifest and its signature in Upload-Metadata are under 1 KiB of base64.
 MAX_METADATA_LENGTH = 8192
-MAX_SMALL_ITEM = 32 << 20  # POST /api/v1/items: visit records, photos, documents
 
 SMALL_ITEM_PARTS = ("manifest", "signature", "content")
 SIGNATURE_SIZE = 64
@@ -209,7 +208,7 @@ async def small_item(request: web.Request) -> web.Response:
             raise InvalidInput("the parts are manifest, signature and content")
         if part.name in fields:
             raise InvalidInput(f"the part {part.name} is given twice")
-        limit = MAX_SMALL_ITEM if part.name == "content" else MAX_METADATA_LENGTH
+        limit = ingest.limits.max_item_size if part.name == "content" else MAX_METADATA_LENGTH
         fields[part.name] = await _read_part(part, limit)
     if set(fields) != set(SMALL_ITEM_PARTS):
         raise InvalidInput("the parts manifest, signature and content are all required")

@@ -102,3 +102,21 @@ async def test_another_devices_upload_is_not_found(client: Any, kit: Kit, method
     }
     response = await client.request(method, location, headers=headers, data=content)
     assert response.status == 404
+
+
+async def test_a_small_item_over_the_configured_size_is_413(client: Any, kit: Kit) -> None:
+    import base64
+    import io
+
+    import aiohttp
+
+    limit = client.app[INGEST].limits.max_item_size
+    content = b"a" * (limit + 1)
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    form = aiohttp.FormData()
+    form.add_field("manifest", manifest, filename="m.json", content_type="application/json")
+    form.add_field("signature", base64.b64encode(signature).decode())
+    form.add_field("content", io.BytesIO(content), filename="c.txt", content_type="text/plain")
+    response = await client.post("/api/v1/items", data=form, headers=kit.auth)
+    assert response.status == 413
+    assert client.app[LOG].size() == 2  # log.created and the enrolment only

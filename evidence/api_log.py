@@ -16,10 +16,10 @@ are cacheable forever; the checkpoint and key are revalidated on every use.
 from __future__ import annotations
 
 import asyncio
-import base64
 
 from aiohttp import web
 
+from evidence.chain.note import b64encode
 from evidence.web import CACHE_IMMUTABLE, CACHE_NONE, LOG, path_decimal, query_decimal
 
 routes = web.RouteTableDef()
@@ -30,7 +30,7 @@ def setup(app: web.Application) -> None:
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
-    return [base64.b64encode(h).decode("ascii") for h in hashes]
+    return [b64encode(h) for h in hashes]
 
 
 @routes.get("/log/checkpoint")

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
 from evidence.chain.entries import CustodyEntry, LogCreated, parse_entry
+from evidence.clock import format_time, utc_now
 from evidence.db import Database
 from evidence.db.schema import log_checkpoints, log_entries, log_nodes, log_state, node_key
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound, VerificationError
@@ -57,15 +58,6 @@ class _Pending:
     data: bytes
     future: asyncio.Future[int]
     record: RecordOne | None
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def format_time(when: dt.datetime) -> str:
-    """RFC 3339 in UTC with microseconds, as entries carry it."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

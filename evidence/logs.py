@@ -8,7 +8,7 @@ alembic, SQLAlchemy) go through the same renderer.
 Key material, tokens, passwords and evidence bytes are never logged: the
 `redact_secrets` processor replaces the values of fields named like secrets,
 any string that looks like a private key, the password in URLs, and any bytes
-value, whatever the caller passed.
+value, whatever the caller passed, also inside nested dicts, lists and tuples.
 """
 
 from __future__ import annotations
@@ -19,15 +19,20 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import IO, Any
 
 import structlog
 from aiohttp import web
 
 from evidence.chain.note import PRIVATE_KEY_PREFIX
+from evidence.settings import redact_url
 
 REDACTED = "[redacted]"
+# How deep `redact_secrets` looks into dicts, lists and tuples: deeper than any
+# event of ours nests. A value nested deeper (or one that contains itself) is
+# replaced whole rather than logged unchecked.
+MAX_REDACT_DEPTH = 8
 _HANDLER_NAME = "evidence"
 
 # Field names whose values are secrets. "vkey" (a public verifier key) and
@@ -37,7 +42,13 @@ _SECRET_NAME = re.compile(
     r"|signing_key|api_key|^key$",
     re.IGNORECASE,
 )
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+# A URL inside any text; `redact_url` takes the password out of each one.
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def _redact_url_match(match: re.Match[str]) -> str:
+    url = match.group()
+    return redact_url(url) if "@" in url else url
 
 
 def _redact_value(value: Any) -> Any:
@@ -47,19 +58,37 @@ def _redact_value(value: Any) -> Any:
         if PRIVATE_KEY_PREFIX in value:
             return REDACTED
         if "://" in value and "@" in value:
-            return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", value)
+            return _URL.sub(_redact_url_match, value)
     return value
+
+
+def _redact(name: object, value: Any, depth: int) -> Any:
+    """`value` of the field `name` without secrets, looking inside containers; never in place."""
+    if isinstance(name, str) and _SECRET_NAME.search(name):
+        return REDACTED
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_REDACT_DEPTH:
+        return REDACTED
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a named tuple: its names count
+        value = value._asdict()
+    if isinstance(value, Mapping):
+        return {key: _redact(key, item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_redact(None, item, depth + 1) for item in value]
+        # A tuple stays a tuple (a plain one): structlog reads ``exc_info`` as one.
+        return tuple(items) if isinstance(value, tuple) else items
+    return _redact_value(value)
 
 
 def redact_secrets(
     logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: drop secret values from every event (see module docstring)."""
+    """structlog processor: drop secret values from every event (see module docstring).
+
+    Fields nested in dicts, lists and tuples are redacted too, down to
+    `MAX_REDACT_DEPTH`; the caller's containers are copied, never changed.
+    """
     for name, value in list(event_dict.items()):
-        if _SECRET_NAME.search(name):
-            event_dict[name] = REDACTED
-        else:
-            event_dict[name] = _redact_value(value)
+        event_dict[name] = _redact(name, value, 0)
     return event_dict
 
 

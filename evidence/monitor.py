@@ -12,14 +12,14 @@ server says without checking it.
    the same root at the same size, or a consistency proof
    (``/log/proof/consistency``) that verifies with
    `evidence.chain.merkle.verify_consistency`. A smaller size is a rollback.
+   A state file that names another origin, or holds a malformed hash, is
+   refused as damaged (never replaced, never trusted on first use again).
 4. Only then is the new checkpoint written to the state file, atomically. On
    any failure the state file is left as it was: it is the evidence.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import http.client
 import json
@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from evidence import __version__
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
+from evidence.clock import utc_now
 from evidence.errors import EvidenceError, InvalidInput, Unreachable, VerificationError
 from evidence.fsutil import replace_atomically
 
@@ -47,10 +48,6 @@ HTTP_TIMEOUT_SECONDS = 30
 
 Fetch = Callable[[str], bytes]
 Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -163,7 +160,7 @@ def load_state(path: Path) -> MonitorState | None:
         if seen is not None:
             checkpoint = SeenCheckpoint(
                 size=_int(seen["size"]),
-                root_hash=base64.b64decode(seen["root_hash"], validate=True),
+                root_hash=_hash(seen["root_hash"], "its checkpoint's root hash"),
                 note=_str(seen["note"]),
                 seen_at=_str(seen["seen_at"]),
             )
@@ -173,7 +170,7 @@ def load_state(path: Path) -> MonitorState | None:
             vkey=_str(obj["vkey"]),
             checkpoint=checkpoint,
         )
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, VerificationError) as exc:
         raise InvalidInput(f"state file {path} is damaged: {exc!r}") from exc
 
 
@@ -189,6 +186,14 @@ def _str(value: Any) -> str:
     return value
 
 
+def _hash(value: Any, what: str) -> bytes:
+    """A 32-byte hash in canonical base64; `VerificationError` otherwise."""
+    raw = note.b64decode_strict(_str(value), what)
+    if len(raw) != merkle.HASH_SIZE:
+        raise VerificationError(f"{what} is not a {merkle.HASH_SIZE}-byte hash")
+    return raw
+
+
 def save_state(path: Path, state: MonitorState, checked_at: str) -> None:
     """Replace the state file atomically (write, fsync, rename, fsync the directory)."""
     seen = state.checkpoint
@@ -202,7 +207,7 @@ def save_state(path: Path, state: MonitorState, checked_at: str) -> None:
         if seen is None
         else {
             "size": seen.size,
-            "root_hash": base64.b64encode(seen.root_hash).decode("ascii"),
+            "root_hash": note.b64encode(seen.root_hash),
             "note": seen.note,
             "seen_at": seen.seen_at,
         },
@@ -235,9 +240,9 @@ def _fetch_consistency_proof(base: str, old: int, new: int, fetch: Fetch) -> lis
             raise ValueError(f"it is not for old={old}, new={new}")
         hashes = obj.get("proof")
         if not isinstance(hashes, list) or len(hashes) > merkle.MAX_PROOF_HASHES:
-            raise ValueError("its proof is not a list of at most 65 hashes")
-        proof = [base64.b64decode(_str(h), validate=True) for h in hashes]
-    except (ValueError, binascii.Error) as exc:
+            raise ValueError(f"its proof is not a list of at most {merkle.MAX_PROOF_HASHES} hashes")
+        proof = [_hash(h, f"proof hash {i}") for i, h in enumerate(hashes)]
+    except (ValueError, VerificationError) as exc:
         raise VerificationError(f"the server's consistency proof is malformed: {exc}") from exc
     return proof
 
@@ -305,7 +310,16 @@ def verify_log(
             f"the server's checkpoint does not verify with the pinned key {pinned}: {exc}"
         ) from exc
 
-    prev = state.checkpoint if state is not None and state.origin == checkpoint.origin else None
+    if state is not None and state.origin != checkpoint.origin:
+        # The pinned key's name is the origin, so this state file contradicts
+        # itself. Starting afresh would silently drop the checkpoint it holds.
+        raise InvalidInput(
+            f"state file {state_path} is for the log {state.origin!r}, but the server's"
+            f" checkpoint is of the log {checkpoint.origin!r} (the name of the pinned key);"
+            " the state file is damaged or belongs to another log: keep it as it is and"
+            " use another --state file"
+        )
+    prev = state.checkpoint if state is not None else None
     seen = SeenCheckpoint(checkpoint.size, checkpoint.root_hash, signed, now)
     if prev is not None:
         if checkpoint.size < prev.size:

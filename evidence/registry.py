@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from evidence.chain import manifest, note
 from evidence.chain.entries import DeviceEnrolled, DeviceRevoked
-from evidence.custody import CustodyLog, format_time
+from evidence.clock import format_time
+from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import cases, devices
 from evidence.errors import Conflict, InvalidInput, NotFound, VerificationError

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from evidence.settings import redact_url
+
 POSTGRES_URL_ENV = "EVIDENCE_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "EVIDENCE_TEST_REQUIRE_POSTGRES"
 CONNECT_TIMEOUT_SECONDS = 10
@@ -25,13 +27,6 @@ def _unavailable(environ: Mapping[str, str], reason: str) -> NoReturn:
     if environ.get(REQUIRE_POSTGRES_ENV) == "1":
         pytest.fail(f"{REQUIRE_POSTGRES_ENV}=1 but {reason}", pytrace=False)
     pytest.skip(f"PostgreSQL test skipped: {reason}")
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 @contextlib.contextmanager
@@ -50,7 +45,7 @@ def fresh_postgres_database(environ: Mapping[str, str] | None = None) -> Iterato
     try:
         admin = psycopg.connect(base, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
     except psycopg.Error as exc:
-        _unavailable(env, f"cannot connect to {_redacted(base)}: {exc}")
+        _unavailable(env, f"cannot connect to {redact_url(base)}: {exc}")
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:

@@ -11,15 +11,21 @@ Every signed or hashed JSON document in `evidence` is in this form:
   never floating point: decimals such as coordinates are strings;
 * ``true``, ``false``, ``null``.
 
-`encode` produces these bytes. `decode` is for verification: it accepts only
-bytes that are already canonical (it re-encodes what it parsed and compares),
-and rejects floats, duplicate keys, invalid UTF-8, lone surrogates and
-nesting deeper than `MAX_DEPTH`.
+`encode` produces these bytes from any mapping (objects) and list or tuple
+(arrays). `decode` is for verification: it accepts only bytes that are already
+canonical (it re-encodes what it parsed and compares), and rejects floats,
+duplicate keys, invalid UTF-8, lone surrogates and nesting deeper than
+`MAX_DEPTH`.
+
+`freeze` makes a deep, immutable and hashable copy of a JSON value (objects
+become `FrozenObject`, arrays tuples) for the frozen dataclasses that hold one;
+`thaw` turns it back into plain dicts and lists. Both encode to the same bytes.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from evidence.errors import InvalidInput, VerificationError
@@ -66,7 +72,7 @@ def _encode(value: JsonValue, out: list[str], depth: int) -> None:
                 out.append(",")
             _encode(item, out, depth + 1)
         out.append("]")
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):
         keys = list(value)
         if not all(type(k) is str for k in keys):
             raise InvalidInput("canonical JSON: object keys must be strings")
@@ -123,8 +129,14 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def decode(data: bytes) -> JsonValue:
+def decode(data: bytes | bytearray | memoryview) -> JsonValue:
     """Parse `data`, which must already be canonical JSON; raise `VerificationError` if not."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise VerificationError(f"canonical JSON: expected bytes, not {type(data).__name__}")
+    try:
+        data = bytes(data)
+    except ValueError as exc:  # a released memoryview
+        raise VerificationError(f"canonical JSON: {exc}") from exc
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -147,4 +159,82 @@ def decode(data: bytes) -> JsonValue:
         raise VerificationError(str(exc)) from exc
     if canonical != data:
         raise VerificationError("canonical JSON: input is not in canonical form")
+    return value
+
+
+# -- frozen values ------------------------------------------------------------
+
+# The leaves `freeze` keeps as they are: immutable, and what JSON's scalars map
+# to. Floats are kept (not refused) so that `encode`, not `freeze`, says why a
+# float is not canonical JSON.
+_FROZEN_LEAVES = (type(None), bool, int, float, str)
+
+
+class FrozenObject(Mapping[str, Any]):
+    """An immutable, hashable JSON object whose values are frozen too (see `freeze`).
+
+    It equals any mapping with the same items, arrays compared as lists
+    (``FrozenObject`` holds tuples where the mapping may hold lists).
+    """
+
+    __slots__ = ("_hash", "_items")
+
+    def __init__(self, obj: Mapping[str, Any]) -> None:
+        self._items: dict[str, Any] = {key: freeze(value) for key, value in obj.items()}
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return bool(thaw(self) == thaw(other))
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._items.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+    def __reduce__(self) -> tuple[type[FrozenObject], tuple[dict[str, Any]]]:
+        return (FrozenObject, (self._items,))
+
+
+def _freeze(value: JsonValue) -> JsonValue:
+    if isinstance(value, (FrozenObject, *_FROZEN_LEAVES)):
+        return value
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, Mapping):
+        return FrozenObject(value)
+    raise InvalidInput(f"canonical JSON: {type(value).__name__} cannot be frozen")
+
+
+def freeze(value: JsonValue) -> JsonValue:
+    """A deep, immutable, hashable copy of `value`: objects as `FrozenObject`, arrays as tuples.
+
+    Raises `InvalidInput` for values that are not JSON (floats excepted: see
+    `_FROZEN_LEAVES`) and for nesting beyond what the interpreter can recurse.
+    """
+    try:
+        return _freeze(value)
+    except RecursionError as exc:
+        raise InvalidInput("canonical JSON: nesting too deep to freeze") from exc
+
+
+def thaw(value: JsonValue) -> JsonValue:
+    """A plain copy of `value`: every mapping as a dict, every list or tuple as a list."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(item) for item in value]
     return value

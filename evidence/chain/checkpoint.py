@@ -21,22 +21,30 @@ A tlog-proof binds one entry to a checkpoint::
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from evidence.chain import merkle, note
 from evidence.errors import InvalidInput, VerificationError
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
-_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
+
+# Tree sizes and indexes are unsigned 64-bit integers wherever else they are
+# read (RFC 9162 section 4.1; transparency-dev/formats parses a checkpoint's size
+# with strconv.ParseUint(s, 10, 64)). A larger one, which every other verifier
+# refuses, is refused here too, so that no note verifies for us and not for them.
+MAX_UINT64 = 2**64 - 1
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")  # 2**64 - 1 has 20 digits
 
 
 def _parse_decimal(text: str, what: str) -> int:
     if not _DECIMAL.fullmatch(text):
         raise VerificationError(f"{what} {text!r} is not a decimal without leading zeros")
-    return int(text)
+    value = int(text)
+    if value > MAX_UINT64:
+        raise VerificationError(f"{what} {text} is larger than 2**64-1")
+    return value
 
 
 def _parse_hash(text: str, what: str) -> bytes:
@@ -46,8 +54,9 @@ def _parse_hash(text: str, what: str) -> bytes:
     return raw
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _require(value: object, kind: type, what: str) -> None:
+    if not isinstance(value, kind):
+        raise VerificationError(f"{what} must be a {kind.__name__}, not {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -60,18 +69,21 @@ class Checkpoint:
     def to_text(self) -> str:
         if type(self.size) is not int or self.size < 0:
             raise InvalidInput("checkpoint size must be a non-negative integer")
+        if self.size > MAX_UINT64:
+            raise InvalidInput(f"checkpoint size {self.size} is larger than 2**64-1")
         if not isinstance(self.root_hash, bytes) or len(self.root_hash) != merkle.HASH_SIZE:
             raise InvalidInput(f"checkpoint root hash must be {merkle.HASH_SIZE} bytes")
         if not self.origin or "\n" in self.origin:
             raise InvalidInput("checkpoint origin must be one non-empty line")
         if any(not line or "\n" in line for line in self.extensions):
             raise InvalidInput("checkpoint extension lines must be non-empty single lines")
-        lines = [self.origin, str(self.size), _b64(self.root_hash), *self.extensions]
+        lines = [self.origin, str(self.size), note.b64encode(self.root_hash), *self.extensions]
         return "\n".join(lines) + "\n"
 
 
 def parse_checkpoint(text: str) -> Checkpoint:
     """Parse checkpoint note text (already verified); raise `VerificationError` if malformed."""
+    _require(text, str, "checkpoint text")
     if not text.endswith("\n"):
         raise VerificationError("checkpoint text must end with a newline")
     lines = text[:-1].split("\n")
@@ -97,7 +109,9 @@ def sign_checkpoint(checkpoint: Checkpoint, signer: note.Signer) -> str:
     return note.sign_note(checkpoint.to_text(), [signer])
 
 
-def verify_checkpoint(signed: str | bytes, vkey: str | note.Verifier) -> Checkpoint:
+def verify_checkpoint(
+    signed: str | bytes | bytearray | memoryview, vkey: str | note.Verifier
+) -> Checkpoint:
     """Verify a signed checkpoint with the log's key; its origin must be the key's name."""
     verifier = vkey if isinstance(vkey, note.Verifier) else note.parse_vkey(vkey)
     checkpoint = parse_checkpoint(note.verify_note(signed, verifier))
@@ -116,16 +130,19 @@ class TlogProof:
     extra: bytes | None = None
 
     def to_text(self) -> str:
+        if type(self.index) is not int or not 0 <= self.index <= MAX_UINT64:
+            raise InvalidInput("tlog-proof index must be an integer from 0 to 2**64-1")
         lines = [TLOG_PROOF_HEADER]
         if self.extra is not None:
-            lines.append(f"extra {_b64(self.extra)}")
+            lines.append(f"extra {note.b64encode(self.extra)}")
         lines.append(f"index {self.index}")
-        lines.extend(_b64(h) for h in self.proof)
+        lines.extend(note.b64encode(h) for h in self.proof)
         return "\n".join(lines) + "\n\n" + self.checkpoint
 
 
 def parse_tlog_proof(text: str) -> TlogProof:
     """Parse a ``.tlog-proof`` file; raise `VerificationError` if malformed."""
+    _require(text, str, "tlog-proof text")
     head, sep, checkpoint_note = text.partition("\n\n")
     if not sep:
         raise VerificationError("tlog-proof has no blank line before the checkpoint")
@@ -146,6 +163,7 @@ def parse_tlog_proof(text: str) -> TlogProof:
 
 def verify_tlog_proof(proof: TlogProof, leaf_hash: bytes, vkey: str | note.Verifier) -> Checkpoint:
     """Verify the checkpoint's signature and the entry's inclusion in it; return the checkpoint."""
+    _require(proof, TlogProof, "a tlog-proof")
     checkpoint = verify_checkpoint(proof.checkpoint, vkey)
     merkle.verify_inclusion(
         leaf_hash, proof.index, checkpoint.size, proof.proof, checkpoint.root_hash
@@ -154,9 +172,19 @@ def verify_tlog_proof(proof: TlogProof, leaf_hash: bytes, vkey: str | note.Verif
 
 
 def verify_inclusion_in_checkpoint(
-    entry: bytes, index: int, proof: Sequence[bytes], checkpoint: Checkpoint
+    entry: bytes | bytearray | memoryview,
+    index: int,
+    proof: Iterable[bytes] | None,
+    checkpoint: Checkpoint,
 ) -> None:
     """Check that the exact bytes `entry` are leaf `index` of `checkpoint`'s tree."""
+    if not isinstance(entry, bytes | bytearray | memoryview):
+        raise VerificationError(f"entry must be bytes, not {type(entry).__name__}")
+    _require(checkpoint, Checkpoint, "checkpoint")
+    try:
+        data = bytes(entry)
+    except ValueError as exc:  # a released memoryview
+        raise VerificationError(f"entry: {exc}") from exc
     merkle.verify_inclusion(
-        merkle.leaf_hash(entry), index, checkpoint.size, proof, checkpoint.root_hash
+        merkle.leaf_hash(data), index, checkpoint.size, proof, checkpoint.root_hash
     )

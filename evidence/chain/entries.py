@@ -18,7 +18,7 @@ operator asserts; the order of entries in the log is what is proven.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -86,22 +86,27 @@ def _is_vkey(v: Any) -> bool:
 
 
 def _is_object(v: Any) -> bool:
-    return isinstance(v, dict)
+    return isinstance(v, Mapping)
+
+
+def _is_item_ref(r: Any) -> bool:
+    return (
+        isinstance(r, Mapping)
+        and set(r) == {"item", "prev"}
+        and _is_hex64(r["item"])
+        and _is_prev(r["prev"])
+    )
 
 
 def _is_item_refs(v: Any) -> bool:
     """A non-empty list of {"item", "prev"} pairs naming each item once."""
+    # Each pair is checked before the items go into a set: an item that is not
+    # a string (a list, say) is unhashable and would raise TypeError there.
     return (
-        isinstance(v, list)
+        isinstance(v, list | tuple)
         and len(v) > 0
-        and len({r.get("item") if isinstance(r, dict) else None for r in v}) == len(v)
-        and all(
-            isinstance(r, dict)
-            and set(r) == {"item", "prev"}
-            and _is_hex64(r["item"])
-            and _is_prev(r["prev"])
-            for r in v
-        )
+        and all(_is_item_ref(r) for r in v)
+        and len({r["item"] for r in v}) == len(v)
     )
 
 
@@ -132,7 +137,13 @@ FIELD_CHECKS: dict[str, Check] = {
 
 @dataclass(frozen=True)
 class CustodyEntry:
-    """Base of all entry types. Subclasses set TYPE and declare their fields."""
+    """Base of all entry types. Subclasses set TYPE and declare their fields.
+
+    An entry is immutable all the way down: a field holding an object or an
+    array (`ItemDerived.recipe`, `ExportCreated.items`) keeps its own deep,
+    frozen copy (`canonical.freeze`), so its bytes cannot change after its
+    fields were checked, and every entry is hashable.
+    """
 
     TYPE: ClassVar[str] = ""
 
@@ -143,9 +154,15 @@ class CustodyEntry:
             value = getattr(self, f.name)
             if not FIELD_CHECKS[f.name](value):
                 raise InvalidInput(f"{self.TYPE} entry: invalid {f.name} {value!r}")
+            try:
+                frozen = canonical.freeze(value)
+            except InvalidInput as exc:
+                raise InvalidInput(f"{self.TYPE} entry: invalid {f.name}: {exc}") from exc
+            object.__setattr__(self, f.name, frozen)
 
     def to_json(self) -> dict[str, Any]:
-        obj: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        """The entry as a plain JSON object (fresh dicts and lists, safe to change)."""
+        obj: dict[str, Any] = {f.name: canonical.thaw(getattr(self, f.name)) for f in fields(self)}
         obj["type"] = self.TYPE
         return obj
 
@@ -226,7 +243,7 @@ class ItemDerived(CustodyEntry):
     sha256: str
     size: int
     media_type: str
-    recipe: dict[str, Any]
+    recipe: Mapping[str, Any]  # held frozen: see `CustodyEntry`
 
 
 @_entry_type
@@ -277,11 +294,13 @@ class ExportCreated(CustodyEntry):
     TYPE: ClassVar[str] = "export.created"
     export: str
     actor: str
-    items: list[dict[str, Any]]
+    items: Sequence[Mapping[str, Any]]  # held frozen, as a tuple: see `CustodyEntry`
 
 
 def from_json(obj: Mapping[str, Any]) -> CustodyEntry:
     """Build the typed entry from a decoded JSON object with exactly its type's fields."""
+    if not isinstance(obj, Mapping):
+        raise VerificationError("an entry is a JSON object")
     entry_type = obj.get("type")
     cls = ENTRY_TYPES.get(entry_type) if isinstance(entry_type, str) else None
     if cls is None:
@@ -299,10 +318,7 @@ def from_json(obj: Mapping[str, Any]) -> CustodyEntry:
 
 def parse_entry(data: bytes) -> CustodyEntry:
     """Parse an entry's stored bytes, which must be canonical; raise `VerificationError`."""
-    obj = canonical.decode(data)
-    if not isinstance(obj, dict):
-        raise VerificationError("an entry is a JSON object")
-    return from_json(obj)
+    return from_json(canonical.decode(data))
 
 
 def item_prev_refs(entry: CustodyEntry) -> dict[str, int | None]:

@@ -19,13 +19,19 @@ root given really is the empty root: `verify_consistency` checks it (a caller
 that passes anything else for size 0 is confused, and a verifier should say
 so). No inclusion proof exists in the empty tree. Hashes must be 32 bytes in
 every case, including the sizes where no hashing happens.
+
+Proof policy: a proof is any iterable of hashes (a list, a tuple, an iterator),
+read up to one hash past `MAX_PROOF_HASHES`; ``None`` (JSON null, Go's nil
+slice) is the empty proof. A single bytes or str value, or anything that is not
+iterable, is refused. Every malformed input raises `VerificationError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from evidence.errors import VerificationError
@@ -141,7 +147,10 @@ def consistency_path(old: int, new: int) -> list[tuple[int, int]]:
 
 def _hash(name: str, value: bytes | bytearray | memoryview) -> bytes:
     """`value` as bytes if it is a 32-byte hash (any bytes-like type); raise otherwise."""
-    raw = bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
+    try:
+        raw = bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
+    except ValueError:  # a released memoryview
+        raw = None
     if raw is None or len(raw) != HASH_SIZE:  # counted in bytes, whatever the item size
         raise VerificationError(f"{name} is not a {HASH_SIZE}-byte hash")
     return raw
@@ -152,15 +161,24 @@ def _check_size(name: str, value: int) -> None:
         raise VerificationError(f"{name} must be a non-negative integer")
 
 
-def _proof(proof: Sequence[bytes] | None) -> list[bytes]:
-    """The proof's hashes as bytes; None (JSON null) is the empty proof."""
+def _proof(proof: Iterable[bytes] | None) -> list[bytes]:
+    """The proof's hashes as bytes; None (JSON null) is the empty proof (module docstring)."""
     if proof is None:
         return []
     if isinstance(proof, bytes | bytearray | memoryview | str):
         raise VerificationError("a proof is a sequence of hashes, not one string of bytes")
-    if len(proof) > MAX_PROOF_HASHES:
-        raise VerificationError(f"proof has {len(proof)} hashes, more than any tree needs")
-    return [_hash(f"proof[{i}]", h) for i, h in enumerate(proof)]
+    try:
+        # One past the limit is enough to refuse it, and stops an endless iterator.
+        hashes = list(itertools.islice(proof, MAX_PROOF_HASHES + 1))
+    except TypeError as exc:
+        raise VerificationError(
+            f"a proof is a sequence of hashes, not {type(proof).__name__}"
+        ) from exc
+    if len(hashes) > MAX_PROOF_HASHES:
+        raise VerificationError(
+            f"proof has more than {MAX_PROOF_HASHES} hashes: more than any tree needs"
+        )
+    return [_hash(f"proof[{i}]", h) for i, h in enumerate(hashes)]
 
 
 def _expect_equal(name: str, computed: bytes, expected: bytes) -> None:
@@ -169,7 +187,7 @@ def _expect_equal(name: str, computed: bytes, expected: bytes) -> None:
 
 
 def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes] | None, root: bytes
+    leaf_hash: bytes, index: int, size: int, proof: Iterable[bytes] | None, root: bytes
 ) -> None:
     """Check that `leaf_hash` is leaf `index` of the tree of `size` with `root`.
 
@@ -199,7 +217,7 @@ def verify_inclusion(
 
 
 def verify_consistency(
-    size1: int, size2: int, proof: Sequence[bytes] | None, root1: bytes, root2: bytes
+    size1: int, size2: int, proof: Iterable[bytes] | None, root1: bytes, root2: bytes
 ) -> None:
     """Check that the tree of `size2` with `root2` extends the tree of `size1` with `root1`.
 

@@ -25,7 +25,7 @@ import base64
 import binascii
 import hashlib
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import nacl.exceptions
@@ -45,8 +45,15 @@ MAX_NOTE_SIZE = 1 << 20
 MAX_SIGNATURES = 100
 
 
+def _require_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise VerificationError(f"{what} must be a str, not {type(value).__name__}")
+    return value
+
+
 def b64decode_strict(text: str, what: str) -> bytes:
     """Standard base64 with padding, in its one canonical spelling (unused bits zero)."""
+    text = _require_str(text, what)
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
@@ -56,13 +63,19 @@ def b64decode_strict(text: str, what: str) -> bytes:
     return raw
 
 
-def _b64encode(data: bytes) -> str:
+def b64encode(data: bytes | bytearray | memoryview) -> str:
+    """Standard base64 with padding: the one spelling `b64decode_strict` accepts."""
     return base64.b64encode(data).decode("ascii")
 
 
 def is_valid_key_name(name: str) -> bool:
-    """Key names are non-empty, without Unicode spaces and without '+'."""
-    return bool(name) and "+" not in name and not any(ch.isspace() for ch in name)
+    """Key names are non-empty strings, without Unicode spaces and without '+'."""
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and "+" not in name
+        and not any(ch.isspace() for ch in name)
+    )
 
 
 def key_id(name: str, public_key: bytes, alg: int = ALG_ED25519) -> int:
@@ -81,13 +94,13 @@ class Verifier:
     def __post_init__(self) -> None:
         if not is_valid_key_name(self.name):
             raise VerificationError(f"invalid key name {self.name!r}")
-        if len(self.public_key) != ED25519_KEY_SIZE:
+        if not isinstance(self.public_key, bytes) or len(self.public_key) != ED25519_KEY_SIZE:
             raise VerificationError("Ed25519 public key must be 32 bytes")
         object.__setattr__(self, "key_id", key_id(self.name, self.public_key))
 
     @property
     def vkey(self) -> str:
-        encoded = _b64encode(bytes([ALG_ED25519]) + self.public_key)
+        encoded = b64encode(bytes([ALG_ED25519]) + self.public_key)
         return f"{self.name}+{self.key_id:08x}+{encoded}"
 
     def is_valid_signature(self, message: bytes, signature: bytes) -> bool:
@@ -128,7 +141,7 @@ class Signer:
     @property
     def skey(self) -> str:
         """This key in the C2SP private-key form; write it only to a 0600 file."""
-        encoded = _b64encode(bytes([ALG_ED25519]) + self.seed)
+        encoded = b64encode(bytes([ALG_ED25519]) + self.seed)
         return f"{PRIVATE_KEY_PREFIX}{self.name}+{self.verifier.key_id:08x}+{encoded}"
 
 
@@ -148,6 +161,7 @@ def _split_key(text: str, what: str) -> tuple[str, int, bytes]:
 
 def parse_vkey(vkey: str) -> Verifier:
     """Parse a verifier key ``name+hex8+base64(0x01||pubkey)``; check its key ID."""
+    vkey = _require_str(vkey, "a verifier key")
     name, kid, public = _split_key(vkey.strip(), "verifier key")
     verifier = Verifier(name, public)
     if verifier.key_id != kid:
@@ -157,7 +171,7 @@ def parse_vkey(vkey: str) -> Verifier:
 
 def parse_signer_key(skey: str) -> Signer:
     """Parse a signer key in the C2SP private-key form; check its key ID."""
-    skey = skey.strip()
+    skey = _require_str(skey, "a signer key").strip()
     if not skey.startswith(PRIVATE_KEY_PREFIX):
         raise VerificationError(f"signer key must start with {PRIVATE_KEY_PREFIX!r}")
     name, kid, seed = _split_key(skey[len(PRIVATE_KEY_PREFIX) :], "signer key")
@@ -192,7 +206,7 @@ def sign_note(text: str, signers: Iterable[Signer]) -> str:
     lines = []
     for signer in signers:
         sig = struct.pack(">I", signer.verifier.key_id) + signer.sign(message)
-        lines.append(f"{SIGNATURE_PREFIX}{signer.name} {_b64encode(sig)}\n")
+        lines.append(f"{SIGNATURE_PREFIX}{signer.name} {b64encode(sig)}\n")
     if not lines:
         raise InvalidInput("a note needs at least one signer")
     if len(lines) > MAX_SIGNATURES:
@@ -210,13 +224,16 @@ class NoteSignature:
     signature: bytes
 
 
-def split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
+def split_note(note: str | bytes | bytearray | memoryview) -> tuple[str, list[NoteSignature]]:
     """Split a note into its text and signature lines, checking the format only."""
-    if isinstance(note, bytes):
+    if isinstance(note, bytes | bytearray | memoryview):
         try:
-            note = note.decode("utf-8")
+            note = bytes(note).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise VerificationError("note is not valid UTF-8") from exc
+        except ValueError as exc:  # a released memoryview
+            raise VerificationError(f"note: {exc}") from exc
+    note = _require_str(note, "a note")
     _check_text(note)
     split = note.rfind("\n\n")
     if split < 0:
@@ -240,18 +257,33 @@ def split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
     return text, signatures
 
 
-def verify_note(note: str | bytes, vkey: str | Verifier | Sequence[str | Verifier]) -> str:
+def _verifiers(vkey: str | Verifier | Iterable[str | Verifier]) -> list[Verifier]:
+    """`vkey` (one key or an iterable of them, each a str or `Verifier`) as Verifiers."""
+    if isinstance(vkey, str | Verifier):
+        keys: list[str | Verifier] = [vkey]
+    elif isinstance(vkey, bytes | bytearray | memoryview):  # iterable, but of ints
+        raise VerificationError(f"a verifier key must be a str, not {type(vkey).__name__}")
+    else:
+        try:
+            keys = list(vkey)
+        except TypeError as exc:
+            raise VerificationError(
+                f"a verifier key must be a str or a Verifier, not {type(vkey).__name__}"
+            ) from exc
+    return [key if isinstance(key, Verifier) else parse_vkey(key) for key in keys]
+
+
+def verify_note(
+    note: str | bytes | bytearray | memoryview,
+    vkey: str | Verifier | Iterable[str | Verifier],
+) -> str:
     """Return the text of `note` if a known key verifies it; raise `VerificationError` otherwise.
 
     `vkey` is one verifier key (string or `Verifier`) or several. Signatures
     from keys not among them are ignored; a failing signature from one of them
     rejects the note.
     """
-    keys = [vkey] if isinstance(vkey, str | Verifier) else list(vkey)
-    known = {}
-    for key in keys:
-        parsed = key if isinstance(key, Verifier) else parse_vkey(key)
-        known[(parsed.name, parsed.key_id)] = parsed
+    known = {(parsed.name, parsed.key_id): parsed for parsed in _verifiers(vkey)}
     text, signatures = split_note(note)
     message = text.encode("utf-8")
     verified = False

@@ -33,7 +33,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -43,7 +43,8 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from evidence.chain import manifest as mf
 from evidence.chain.entries import ItemIngested
 from evidence.chain.receipt import make_receipt
-from evidence.custody import CustodyLog, format_time
+from evidence.clock import format_time
+from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import items, jobs, uploads
 from evidence.errors import (
@@ -59,28 +60,12 @@ from evidence.errors import (
 from evidence.ingest import probe
 from evidence.ingest.rangefile import RangeFile
 from evidence.registry import Device, case_exists, device_for_token
+from evidence.storage import ObjectStore
 
 log = structlog.get_logger(__name__)
 
 UPLOAD_ID_BYTES = 16
 ED25519_SIGNATURE_SIZE = 64
-
-
-class StagingStore(Protocol):
-    """What ingest needs of the object store (see evidence.storage)."""
-
-    part_size: int
-
-    def stage_begin(self, upload_id: str) -> str: ...
-    def stage_part(self, upload_id: str, handle: str, part_number: int, data: bytes) -> str: ...
-    def stage_complete(
-        self, upload_id: str, handle: str, receipts: list[str], size: int
-    ) -> None: ...
-    def stage_read(self, upload_id: str, start: int = 0, end: int | None = None) -> Any: ...
-    def stage_commit(
-        self, upload_id: str, key: str, sha256: str, size: int, *, retain: bool
-    ) -> bool: ...
-    def stage_abort(self, upload_id: str, handle: str) -> None: ...
 
 
 @dataclass
@@ -118,7 +103,7 @@ class Ingest:
         self,
         db: Database,
         log_: CustodyLog,
-        store: StagingStore,
+        store: ObjectStore,
         key_for: Callable[[str], str],
         limits: Limits | None = None,
     ) -> None:
@@ -240,7 +225,7 @@ class Ingest:
         return row
 
     async def status(self, device: Device, upload_id: str) -> UploadStatus:
-        row = await asyncio.to_thread(self._load, device, upload_id)
+        row = await self._finish_if_ready(await asyncio.to_thread(self._load, device, upload_id))
         return UploadStatus(
             row.id, row.offset, row.length, _aware(row.expires_at), row.state == "complete"
         )
@@ -370,40 +355,77 @@ class Ingest:
     async def _finish(
         self, row: Any, parts: list[str], tail: bytes, streamed: _Streamed | None
     ) -> None:
+        """Verify, commit and record an upload whose every byte is durable.
+
+        Safe to repeat after a failure at any step (the store down, a crash):
+        each step is idempotent, and if the staging is gone while the row is
+        still here, an earlier attempt verified and committed the object and
+        stopped before the log, so only the recording is left to do.
+        """
         manifest = mf.parse_manifest(bytes(row.manifest))
-        upload_id = row.id
+        key = self.key_for(manifest.sha256)
         try:
-            if tail or not parts:
-                parts = [
-                    *parts,
-                    await asyncio.to_thread(
-                        self.store.stage_part, upload_id, row.stage_handle, len(parts), tail
-                    ),
-                ]
-            await asyncio.to_thread(
-                self.store.stage_complete, upload_id, row.stage_handle, parts, row.length
-            )
-            digest = streamed.hasher.hexdigest() if streamed is not None else None
-            if digest is None:  # this process did not see every byte: read them once
-                digest = await asyncio.to_thread(self._staged_sha256, upload_id)
-            if digest != manifest.sha256:
-                raise VerificationError(
-                    f"the SHA-256 of the received bytes is {digest}, "
-                    f"the manifest says {manifest.sha256}"
-                )
-            if streamed is not None and streamed.check is not None:
-                streamed.check.finish()  # checked as it streamed: no second read
-            else:
-                await asyncio.to_thread(self._probe, upload_id, manifest)
-            key = self.key_for(manifest.sha256)
-            await asyncio.to_thread(
-                self.store.stage_commit, upload_id, key, manifest.sha256, row.length, retain=True
-            )
+            await self._verify_and_commit(row, manifest, parts, tail, streamed, key)
         except VerificationError:
             await self._discard(row)
             raise
-        self._streams.pop(upload_id, None)
-        await self._record_item(row, manifest, key, upload_id)
+        except NotFound:
+            info = await asyncio.to_thread(self.store.stat, key)
+            if info is None or info.size != row.length:
+                raise
+            log.info("upload.committed_before", upload=row.id, item=row.item_id)
+        self._streams.pop(row.id, None)
+        await self._record_item(row, manifest, key, row.id)
+
+    async def _verify_and_commit(
+        self,
+        row: Any,
+        manifest: mf.CaptureManifest,
+        parts: list[str],
+        tail: bytes,
+        streamed: _Streamed | None,
+        key: str,
+    ) -> None:
+        upload_id = row.id
+        if tail or not parts:  # the last part may be short (or, for 0 bytes, empty)
+            parts = [
+                *parts,
+                await asyncio.to_thread(
+                    self.store.stage_part, upload_id, row.stage_handle, len(parts), tail
+                ),
+            ]
+        await asyncio.to_thread(
+            self.store.stage_complete, upload_id, row.stage_handle, parts, row.length
+        )
+        digest = streamed.hasher.hexdigest() if streamed is not None else None
+        if digest is None:  # this process did not see every byte: read them once
+            digest = await asyncio.to_thread(self._staged_sha256, upload_id)
+        if digest != manifest.sha256:
+            raise VerificationError(
+                f"the SHA-256 of the received bytes is {digest}, "
+                f"the manifest says {manifest.sha256}"
+            )
+        if streamed is not None and streamed.check is not None:
+            streamed.check.finish()  # checked as it streamed: no second read
+        else:
+            await asyncio.to_thread(self._probe, upload_id, manifest)
+        await asyncio.to_thread(
+            self.store.stage_commit, upload_id, key, manifest.sha256, row.length, retain=True
+        )
+
+    async def _finish_if_ready(self, row: Any) -> Any:
+        """An upload whose bytes all arrived but that did not finish (the store or the
+        database failed then): finish it now, so that a tus client that sees its
+        offset at the end can get its receipt. Returns the row as it now is."""
+        if row.state != "receiving" or row.offset != row.length:
+            return row
+        writer = secrets.token_hex(8)
+        await asyncio.to_thread(self._claim, row.id, row.offset, writer)
+        streamed = self._streams.pop(row.id, None)
+        if streamed is not None and streamed.offset != row.length:
+            streamed = None
+        await self._finish(row, json.loads(row.parts), bytes(row.tail), streamed)
+        return await asyncio.to_thread(self._load_any, row.id)
 
     def _staged_sha256(self, upload_id: str) -> str:
         h = hashlib.sha256()
@@ -516,6 +538,7 @@ class Ingest:
         row = await asyncio.to_thread(self._load_any, upload_id)
         if row is None or (device is not None and row.device_id != device.id):
             raise NotFound(f"no upload {upload_id}")
+        row = await self._finish_if_ready(row)
         if row.state != "complete":
             raise Conflict(
                 f"upload {upload_id} is not complete (offset {row.offset} of {row.length})"
@@ -588,8 +611,9 @@ def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -
 
 
 def _aware(when: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    """A stored time in UTC: SQLite hands back naive datetimes (stored in UTC),
+    PostgreSQL its own zone object, which `email.utils` does not take for UTC."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
 def _is_disconnect(exc: BaseException) -> bool:

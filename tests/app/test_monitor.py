@@ -170,6 +170,12 @@ async def test_a_checkpoint_with_a_bad_signature_is_refused(server: Server, tmp_
         b'{"old": 1, "new": 3, "proof": "AAAA"}',
         b'{"old": 1, "new": 3, "proof": ["!!!"]}',
         b'{"old": 1, "new": 3, "proof": [1]}',
+        # Strict decoding: a 31-byte hash, and 32 zero bytes spelled with a
+        # non-zero unused bit, are malformed, not evidence of a fork.
+        b'{"old": 1, "new": 3, "proof": ["' + base64.b64encode(bytes(31)) + b'"]}',
+        b'{"old": 1, "new": 3, "proof": ["' + b"A" * 42 + b'B="]}',
+        b'{"old": 1, "new": 3, "proof": ["' + base64.b64encode(bytes(32))[:-1] + b'"]}',
+        b'{"old": 1, "new": 3, "proof": ["' + base64.b64encode(bytes(32)) + b'\\n"]}',
     ],
 )
 async def test_a_malformed_consistency_proof_is_refused(
@@ -184,6 +190,39 @@ async def test_a_malformed_consistency_proof_is_refused(
 
     with pytest.raises(VerificationError, match="consistency proof is malformed"):
         await verify(server, state, fetch=fetch)
+
+
+def _respell(b64: str) -> str:
+    """The same bytes in a non-canonical spelling: the last character's unused bits set."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = b64.rstrip("=")[-1]
+    respelled = b64[: len(b64.rstrip("=")) - 1] + alphabet[alphabet.index(last) | 1] + "="
+    assert respelled != b64
+    assert base64.b64decode(respelled) == base64.b64decode(b64)
+    return respelled
+
+
+async def test_a_proof_hash_in_non_canonical_base64_is_refused(
+    server: Server, tmp_path: Path
+) -> None:
+    """Regression: proof hashes were decoded leniently; the strict decoder of
+    `evidence.chain.note` takes only the one canonical spelling."""
+    state = tmp_path / "s.json"
+    await verify(server, state)
+    await server.append(2)
+
+    def fetch(url: str) -> bytes:
+        body = http_get(url)
+        if "/log/proof/consistency" in url:
+            obj = json.loads(body)
+            obj["proof"][0] = _respell(obj["proof"][0])
+            body = json.dumps(obj).encode()
+        return body
+
+    saved = state.read_bytes()
+    with pytest.raises(VerificationError, match="consistency proof is malformed"):
+        await verify(server, state, fetch=fetch)
+    assert state.read_bytes() == saved
 
 
 async def test_a_wrong_but_well_formed_proof_is_a_fork(server: Server, tmp_path: Path) -> None:
@@ -212,6 +251,49 @@ async def test_damaged_state_file_is_refused_not_overwritten(
     with pytest.raises(InvalidInput, match="is damaged"):
         await verify(server, state)
     assert state.read_text() == '{"version": 1, "server": "x"}'
+
+
+@pytest.mark.parametrize(
+    "root_hash",
+    [
+        base64.b64encode(bytes(31)).decode(),
+        base64.b64encode(bytes(33)).decode(),
+        "",
+        "A" * 42 + "B=",  # 32 zero bytes, non-canonical
+        5,
+        None,
+    ],
+)
+async def test_a_state_file_with_a_malformed_root_hash_is_damaged_not_a_fork(
+    server: Server, tmp_path: Path, root_hash: Any
+) -> None:
+    """Regression: a root hash of the wrong length was reported as a LOG FORK."""
+    state = tmp_path / "s.json"
+    await verify(server, state)
+    forged = _forge(state, root_hash=root_hash)
+    with pytest.raises(InvalidInput, match=f"state file {re.escape(str(state))} is damaged"):
+        await verify(server, state)
+    assert state.read_bytes() == forged
+
+
+async def test_a_state_file_for_another_origin_is_refused_not_replaced(
+    server: Server, tmp_path: Path
+) -> None:
+    """Regression: a state file whose origin was not the server's was silently
+    dropped and replaced (trust on first use again), losing the checkpoint seen."""
+    state = tmp_path / "s.json"
+    await verify(server, state)
+    saved = json.loads(state.read_text())
+    saved["origin"] = "another.example/log"
+    state.write_text(json.dumps(saved))
+    forged = state.read_bytes()
+    await server.append(2)
+    with pytest.raises(InvalidInput) as info:
+        await verify(server, state)
+    message = str(info.value)
+    assert f"state file {state} is for the log 'another.example/log'" in message
+    assert f"the server's checkpoint is of the log {server.log.origin!r}" in message
+    assert state.read_bytes() == forged  # kept as it was: it is the evidence
 
 
 async def test_unreachable_server_says_so(tmp_path: Path) -> None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
+import sys
+from typing import Any, NamedTuple
 
 import pytest
 from apphelpers import access_entries
 
 from evidence.app import LOG, create_app
 from evidence.keys import load_log_signer
-from evidence.logs import REDACTED, configure_logging, get_logger, redact_secrets
+from evidence.logs import (
+    MAX_REDACT_DEPTH,
+    REDACTED,
+    configure_logging,
+    get_logger,
+    redact_secrets,
+)
 from evidence.settings import Settings
 
 
@@ -72,6 +79,84 @@ def test_values_that_are_secrets_or_evidence_are_redacted_whatever_their_field()
     assert out["body"] == "[19 bytes redacted]"
     assert out["chunk"] == "[10 bytes redacted]"
     assert out["url"] == "postgresql://evidence:***@db:5432/custody"
+
+
+def test_secrets_inside_nested_dicts_and_lists_are_redacted() -> None:
+    """Regression: only top-level fields were looked at; a secret one level down
+    (a dict of settings, a list of headers) went to the log as it was."""
+    request = {
+        "headers": {"Authorization": "Bearer hunter2", "Accept": "*/*"},
+        "db": {"url": "postgresql://evidence:hunter2@db:5432/custody", "pool": 5},
+        "keys": ["PRIVATE+KEY+origin+01020304+AQAA", "log+01020304+AQ"],
+        "chunks": (b"\x89PNG", [bytearray(3)]),
+        "deep": {"a": [{"b": {"password": "hunter2", "size": 3}}]},
+    }
+    out = redact_secrets(None, "info", {"event": "x", "request": request})
+    assert out["request"] == {
+        "headers": {"Authorization": REDACTED, "Accept": "*/*"},
+        "db": {"url": "postgresql://evidence:***@db:5432/custody", "pool": 5},
+        "keys": [REDACTED, "log+01020304+AQ"],
+        "chunks": ("[4 bytes redacted]", ["[3 bytes redacted]"]),
+        "deep": {"a": [{"b": {"password": REDACTED, "size": 3}}]},
+    }
+    assert "hunter2" not in repr(out)
+    # The caller's own objects are left as they were.
+    assert request["headers"]["Authorization"] == "Bearer hunter2"  # type: ignore[index]
+
+
+class _Conn(NamedTuple):
+    url: str
+    password: str
+
+
+def test_named_tuples_and_exception_info_keep_working() -> None:
+    out = redact_secrets(None, "info", {"event": "x", "conn": _Conn("http://u:pw@h/", "pw")})
+    assert out["conn"] == {"url": "http://u:***@h/", "password": REDACTED}
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    out = redact_secrets(None, "error", {"event": "x", "exc_info": exc_info})
+    assert out["exc_info"] == exc_info
+    assert type(out["exc_info"]) is tuple
+
+
+def test_nesting_beyond_the_redaction_depth_is_dropped_not_logged() -> None:
+    deep: Any = {"password": "hunter2"}
+    for _ in range(MAX_REDACT_DEPTH + 5):
+        deep = {"next": [deep]}
+    out = redact_secrets(None, "info", {"event": "x", "deep": deep})
+    assert "hunter2" not in repr(out)
+    assert REDACTED in repr(out)
+    shallow = redact_secrets(None, "info", {"event": "x", "a": {"b": {"c": 1}}})
+    assert shallow["a"] == {"b": {"c": 1}}
+
+
+def test_self_referencing_values_do_not_recurse_forever() -> None:
+    loop: dict[str, Any] = {"token": "hunter2"}
+    loop["self"] = loop
+    out = redact_secrets(None, "info", {"event": "x", "loop": loop})
+    assert "hunter2" not in repr(out)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "cannot connect to postgresql://evidence:hunter2@db:5432/custody: refused",
+            "cannot connect to postgresql://evidence:***@db:5432/custody: refused",
+        ),
+        (
+            "two: http://a:b@h1/x and https://c:d@h2/y",
+            "two: http://a:***@h1/x and https://c:***@h2/y",
+        ),
+        # A password that itself holds an "@" is redacted whole.
+        ("postgresql://u:p@ss@db/custody", "postgresql://u:***@db/custody"),
+        ("no password: postgresql://u@db/x", "no password: postgresql://u@db/x"),
+    ],
+)
+def test_passwords_in_urls_inside_text_are_redacted(text: str, expected: str) -> None:
+    assert redact_secrets(None, "info", {"event": "x", "msg": text})["msg"] == expected
 
 
 def test_json_lines_have_the_static_event_name_and_fields(json_logs: io.StringIO) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
+import pickle
 import random
+import types
 from typing import Any
 
 import pytest
@@ -327,6 +330,68 @@ def test_literals_tuples_and_empty_containers() -> None:
     assert encode({"b": [True, False], "a": {}}) == b'{"a":{},"b":[true,false]}'
     for data in (b"null", b"true", b"false", b"[]", b"{}", b'""', b'[{"a":[]}]'):
         assert encode(decode(data)) == data
+
+
+def test_any_mapping_is_an_object() -> None:
+    """`encode` takes any Mapping (a frozen one included), not only dict."""
+    proxy = types.MappingProxyType({"b": 1, "a": types.MappingProxyType({"c": (True,)})})
+    assert encode(proxy) == b'{"a":{"c":[true]},"b":1}'
+    frozen = canonical.freeze({"b": 1, "a": [{"c": [True]}]})
+    assert encode(frozen) == b'{"a":[{"c":[true]}],"b":1}'
+    with pytest.raises(InvalidInput, match="keys must be strings"):
+        encode(types.MappingProxyType({1: 1}))
+
+
+def test_freeze_makes_a_deep_immutable_hashable_copy() -> None:
+    value = {"a": [1, {"b": ["x", None]}], "c": {"d": True}, "e": 2.5, "f": (1, [2])}
+    frozen = canonical.freeze(value)
+    assert frozen == value  # a Mapping equals a dict with the same items
+    assert hash(frozen) == hash(canonical.freeze(canonical.thaw(frozen)))
+    assert frozen["a"] == (1, {"b": ("x", None)})
+    assert frozen["f"] == (1, (2,))
+    value["a"][1]["b"].append("y")  # type: ignore[index]
+    assert frozen["a"][1]["b"] == ("x", None)
+    with pytest.raises(TypeError):
+        frozen["a"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        frozen["c"]["d"] = False
+    assert repr(frozen).startswith("{'a': (1, {'b': ('x', None)})")
+    assert len(frozen) == 4
+    assert sorted(frozen) == ["a", "c", "e", "f"]
+    assert canonical.freeze(frozen) is frozen  # already frozen: nothing to copy
+    assert canonical.freeze(canonical.freeze([1])) == (1,)
+    pickled = pickle.loads(pickle.dumps(frozen))  # noqa: S301 - our own bytes
+    for copied in (pickled, copy.deepcopy(frozen)):
+        assert copied == frozen
+        assert type(copied) is canonical.FrozenObject
+        assert hash(copied) == hash(frozen)
+    assert frozen != [("a", 1)]
+    assert frozen != {**value, "e": 3}
+
+
+def test_thaw_gives_plain_dicts_and_lists() -> None:
+    value = {"a": [1, {"b": ["x", None]}], "c": {}, "d": [[], ()]}
+    thawed = canonical.thaw(canonical.freeze(value))
+    assert thawed == {"a": [1, {"b": ["x", None]}], "c": {}, "d": [[], []]}
+    assert type(thawed) is dict
+    assert type(thawed["a"]) is list
+    assert type(thawed["a"][1]) is dict
+    assert canonical.thaw(7) == 7
+    assert encode(thawed) == encode(canonical.freeze(value)) == encode(value)
+
+
+@pytest.mark.parametrize("value", [{1, 2}, frozenset(), b"x", bytearray(1), object()], ids=repr)
+def test_freeze_refuses_what_json_cannot_hold(value: Any) -> None:
+    with pytest.raises(InvalidInput, match="cannot be frozen"):
+        canonical.freeze({"a": [value]})
+
+
+def test_freeze_refuses_nesting_beyond_the_recursion_limit() -> None:
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(InvalidInput, match="nesting too deep"):
+        canonical.freeze(deep)
 
 
 def test_module_constants() -> None:

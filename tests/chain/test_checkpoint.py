@@ -91,9 +91,34 @@ def test_origin_need_not_look_like_a_url() -> None:
 
 
 def test_big_sizes() -> None:
-    for size in (2**53, 2**63 - 1, 2**64 - 1, 10**20 - 1):
+    for size in (2**53, 2**63 - 1, 2**64 - 1):
         cp = Checkpoint(ORIGIN, size, TREE.root(1))
         assert parse_checkpoint(cp.to_text()).size == size
+
+
+@pytest.mark.parametrize("size", [2**64, 2**64 + 1, 10**20 - 1, 10**19 * 9])
+def test_sizes_beyond_uint64_are_refused(size: int) -> None:
+    """Regression: 20-digit sizes above 2**64-1 were accepted; Go's checkpoint
+    parser (strconv.ParseUint(s, 10, 64)) refuses them."""
+    root = b64(TREE.root(1))
+    with pytest.raises(VerificationError, match="larger than 2\\*\\*64-1"):
+        parse_checkpoint(f"{ORIGIN}\n{size}\n{root}\n")
+    with pytest.raises(InvalidInput, match="larger than 2\\*\\*64-1"):
+        Checkpoint(ORIGIN, size, TREE.root(1)).to_text()
+    with pytest.raises(VerificationError, match="larger than 2\\*\\*64-1"):
+        parse_tlog_proof(f"{TLOG_PROOF_HEADER}\nindex {size}\n\n")
+
+
+def test_the_largest_tlog_proof_index_parses() -> None:
+    assert parse_tlog_proof(f"{TLOG_PROOF_HEADER}\nindex {2**64 - 1}\n\n").index == 2**64 - 1
+    proof = TlogProof(2**64 - 1, (), "")
+    assert parse_tlog_proof(proof.to_text()) == proof
+
+
+@pytest.mark.parametrize("index", [2**64, -1, True, "5", None], ids=repr)
+def test_tlog_proof_to_text_refuses_an_index_parse_would_refuse(index: object) -> None:
+    with pytest.raises(InvalidInput, match="tlog-proof index"):
+        TlogProof(index, (), "").to_text()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from evidence.chain.entries import (
     CustodyEntry,
     ExportCreated,
     ItemAccessed,
+    ItemDerived,
     ItemIngested,
     LogCreated,
     from_json,
@@ -115,6 +116,12 @@ BAD_ITEMS: list[Any] = [
     ["x"],
     [[H1, 1]],
     [{"item": H1, "prev": 1}, None],
+    # Unhashable item values: refused as invalid, not a TypeError from building a set.
+    [{"item": [H1], "prev": 1}],
+    [{"item": {"h": H1}, "prev": 1}],
+    [{"item": H1, "prev": 1}, {"item": [H2], "prev": 2}],
+    [{"item": [], "prev": None}, {"item": [], "prev": None}],
+    [{"item": H1, "prev": [1]}],
 ]
 BAD_STR = [5, None, True, ["video/mp4"]]
 BAD_ORIGIN = ["", "a b", "a+b", "a\tb", None]
@@ -251,6 +258,92 @@ def test_entries_are_frozen() -> None:
     entry = _make("item.accessed")
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.prev = 3  # type: ignore[attr-defined]
+
+
+def test_a_recipe_cannot_be_changed_after_construction() -> None:
+    """Regression: the recipe dict (and its nested lists) could be mutated after
+    construction, changing `to_bytes()` without re-validation."""
+    recipe = {"tool": "ffmpeg 6.1", "args": ["-crf", "23"], "opts": {"a": 1}}
+    entry = _make("item.derived", recipe=recipe)
+    data = entry.to_bytes()
+    recipe["tool"] = "changed"
+    recipe["args"].append("-y")  # type: ignore[attr-defined]
+    recipe["opts"]["b"] = 2  # type: ignore[index]
+    assert entry.to_bytes() == data  # the entry kept its own copy
+    assert isinstance(entry, ItemDerived)
+    with pytest.raises(TypeError):
+        entry.recipe["tool"] = "changed"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del entry.recipe["tool"]  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        entry.recipe["args"].append("-y")
+    with pytest.raises(TypeError):
+        entry.recipe["opts"]["b"] = 2
+    assert entry.to_bytes() == data
+
+
+def test_export_items_cannot_be_changed_after_construction() -> None:
+    items = [{"item": H1, "prev": 8}, {"item": H2, "prev": None}]
+    entry = _make("export.created", items=items)
+    data = entry.to_bytes()
+    items[0]["prev"] = 99
+    items.append({"item": H3, "prev": 1})
+    assert entry.to_bytes() == data
+    assert isinstance(entry, ExportCreated)
+    with pytest.raises(AttributeError):
+        entry.items.append({"item": H3, "prev": 1})  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        entry.items[0]["prev"] = 99  # type: ignore[index]
+    assert entry.to_bytes() == data
+    assert item_prev_refs(entry) == {H1: 8, H2: None}
+
+
+def test_to_json_is_a_fresh_plain_copy() -> None:
+    """`to_json()` gives plain dicts and lists, as before; changing them changes nothing."""
+    entry = _make("item.derived")
+    obj = entry.to_json()
+    assert type(obj["recipe"]) is dict
+    assert type(obj["recipe"]["args"]) is list
+    obj["recipe"]["args"].append("-y")
+    assert entry.to_json() == {**EXAMPLES["item.derived"], "type": "item.derived"}
+    export = _make("export.created").to_json()
+    assert type(export["items"]) is list
+    assert all(type(ref) is dict for ref in export["items"])
+
+
+@pytest.mark.parametrize("type_name", sorted(EXAMPLES))
+def test_entries_are_hashable_and_equal_by_value(type_name: str) -> None:
+    entry, again = _make(type_name), parse_entry(_make(type_name).to_bytes())
+    assert entry == again
+    assert hash(entry) == hash(again)
+    assert len({entry, again}) == 1
+    assert dataclasses.replace(entry) == entry
+
+
+def test_frozen_fields_still_compare_equal_to_plain_values() -> None:
+    derived = _make("item.derived")
+    assert isinstance(derived, ItemDerived)
+    assert derived.recipe == EXAMPLES["item.derived"]["recipe"]
+    export = _make("export.created")
+    assert isinstance(export, ExportCreated)
+    assert list(export.items) == EXAMPLES["export.created"]["items"]
+    assert _make("item.derived", recipe={"v": 1}) != _make("item.derived", recipe={"v": 2})
+    # A tuple in, as in a list in: the same entry, the same bytes.
+    assert _make("item.derived", recipe={"args": ("a",)}) == _make(
+        "item.derived", recipe={"args": ["a"]}
+    )
+
+
+@pytest.mark.parametrize("value", [{1, 2}, frozenset(), object(), b"bytes", bytearray(2)], ids=repr)
+def test_a_recipe_holds_only_json_like_values(value: Any) -> None:
+    """What cannot be frozen (or is not JSON at all) is refused at construction."""
+    with pytest.raises(InvalidInput, match="invalid recipe"):
+        _make("item.derived", recipe={"x": [value]})
+
+
+def test_a_recipe_nested_beyond_the_recursion_limit_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="invalid recipe"):
+        _make("item.derived", recipe={"deep": _nested(100_000)})
 
 
 def _nested(n: int) -> Any:

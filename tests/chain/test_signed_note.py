@@ -559,3 +559,12 @@ def test_raw_sign_and_verify() -> None:
     ell = 2**252 + 27742317777372353535851937790883648493
     s = int.from_bytes(sig[32:], "little") + ell
     assert not ALICE.verifier.is_valid_signature(message, sig[:32] + s.to_bytes(32, "little"))
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", b"\xff\xfe", bytes(range(256)), bytes(32)])
+def test_b64encode_is_the_inverse_of_b64decode_strict(data: bytes) -> None:
+    """One public encoder, the canonical spelling that `b64decode_strict` accepts."""
+    text = note.b64encode(data)
+    assert text == base64.b64encode(data).decode("ascii")
+    assert note.b64decode_strict(text, "x") == data
+    assert note.b64encode(bytearray(data)) == note.b64encode(memoryview(data)) == text

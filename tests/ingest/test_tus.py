@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -44,10 +43,6 @@ def log_size(client: Any) -> int:
 def rows(client: Any, table: sa.Table) -> list[Any]:
     with client.app[DB].read() as conn:
         return list(conn.execute(sa.select(table)).all())
-
-
-def stored_objects(settings_dir: Path) -> list[Path]:
-    return sorted(p for p in (settings_dir / "objects").rglob("*") if p.is_file())
 
 
 async def test_options_announce_version_extensions_and_limit(client: Any) -> None:
@@ -156,7 +151,7 @@ async def test_the_same_manifest_twice_is_one_item_and_one_entry(client: Any, ki
 
 
 async def test_the_same_bytes_under_another_manifest_are_a_new_item_stored_once(
-    client: Any, kit: Kit, settings: Any
+    client: Any, kit: Kit, objects: Any
 ) -> None:
     photo = png_image()
     for _ in range(2):
@@ -164,12 +159,12 @@ async def test_the_same_bytes_under_another_manifest_are_a_new_item_stored_once(
         assert response.status == 204
     assert len(rows(client, items)) == 2
     assert len({r.object_key for r in rows(client, items)}) == 1
-    assert len(stored_objects(settings.data_dir)) == 1
+    assert len(objects()) == 1
 
 
 @pytest.mark.parametrize("chunks", [1, 4])
 async def test_a_wrong_sha256_is_refused_at_completion_and_leaves_nothing(
-    client: Any, kit: Kit, settings: Any, chunks: int
+    client: Any, kit: Kit, objects: Any, chunks: int
 ) -> None:
     video = mp4_video()
     before = log_size(client)
@@ -181,11 +176,11 @@ async def test_a_wrong_sha256_is_refused_at_completion_and_leaves_nothing(
     assert log_size(client) == before
     assert rows(client, items) == []
     assert rows(client, uploads) == []
-    assert stored_objects(settings.data_dir) == []
+    assert objects() == []
 
 
 async def test_content_that_is_not_what_the_manifest_says_is_refused(
-    client: Any, kit: Kit, settings: Any
+    client: Any, kit: Kit, objects: Any
 ) -> None:
     before = log_size(client)
     not_video = b"this is not a video, whatever the manifest says" * 40
@@ -197,7 +192,7 @@ async def test_content_that_is_not_what_the_manifest_says_is_refused(
     assert log_size(client) == before
     assert rows(client, items) == []
     assert rows(client, uploads) == []
-    assert stored_objects(settings.data_dir) == []
+    assert objects() == []
 
 
 async def test_refusals_at_creation(client: Any, kit: Kit) -> None:
@@ -288,7 +283,7 @@ async def test_checksum_extension(client: Any, kit: Kit) -> None:
 
 
 async def test_termination_removes_the_upload_and_its_staging(
-    client: Any, kit: Kit, settings: Any
+    client: Any, kit: Kit, objects: Any
 ) -> None:
     video = mp4_video()
     created = await create(client, kit, *kit.manifest(video))
@@ -298,7 +293,7 @@ async def test_termination_removes_the_upload_and_its_staging(
     assert deleted.status == 204
     assert (await client.head(location, headers={**TUS, **kit.auth})).status == 404
     assert rows(client, uploads) == []
-    assert stored_objects(settings.data_dir) == []
+    assert objects() == []
 
 
 async def test_small_item_in_one_request(client: Any, kit: Kit) -> None:

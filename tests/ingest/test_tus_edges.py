@@ -120,3 +120,32 @@ async def test_a_small_item_over_the_configured_size_is_413(client: Any, kit: Ki
     response = await client.post("/api/v1/items", data=form, headers=kit.auth)
     assert response.status == 413
     assert client.app[LOG].size() == 2  # log.created and the enrolment only
+
+
+async def test_an_upload_committed_but_not_yet_logged_is_finished_by_head(
+    client: Any, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log was unavailable just after the object was committed: HEAD finishes the job."""
+    from verify import verify_receipt_for
+
+    from evidence.errors import StorageUnavailable
+
+    content = b"statement taken at the door\n" * 20
+    manifest, signature = kit.manifest(content, kind="statement", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    log = client.app[LOG]
+    real_append = log.append
+
+    async def unavailable(*args: Any, **kwargs: Any) -> int:
+        raise StorageUnavailable("the database is unavailable; retry later")
+
+    monkeypatch.setattr(log, "append", unavailable)
+    refused = await patch(client, kit, location, 0, content)
+    assert refused.status == 503
+    assert refused.headers["Retry-After"]
+    monkeypatch.setattr(log, "append", real_append)
+    head = await client.head(location, headers={**TUS, **kit.auth})
+    assert (head.status, head.headers["Upload-Offset"]) == (200, str(len(content)))
+    receipt = await client.get(location + "/receipt", headers=kit.auth)
+    assert receipt.status == 200
+    verify_receipt_for(await receipt.json(), log.vkey, manifest)

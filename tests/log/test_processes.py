@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from evidence.chain.entries import DeviceRevoked, parse_entry
@@ -16,8 +17,27 @@ from evidence.fsck import fsck
 HERE = Path(__file__).parent
 
 
+def appender_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` for an appender process: HERE (for loghelpers) put first on PYTHONPATH."""
+    existing = environ.get("PYTHONPATH")
+    path = f"{HERE}{os.pathsep}{existing}" if existing else str(HERE)
+    return {**environ, "PYTHONPATH": path}
+
+
+def test_the_appender_keeps_the_python_path_it_was_given() -> None:
+    """Regression: PYTHONPATH was replaced by HERE, so an appender could import
+    another `evidence` than the one under test; HERE is prepended instead."""
+    given = os.pathsep.join(["/src/under/test", "/more"])
+    assert appender_env({"PYTHONPATH": given, "X": "1"}) == {
+        "PYTHONPATH": os.pathsep.join([str(HERE), "/src/under/test", "/more"]),
+        "X": "1",
+    }
+    assert appender_env({})["PYTHONPATH"] == str(HERE)
+    assert appender_env({"PYTHONPATH": ""})["PYTHONPATH"] == str(HERE)
+
+
 def start_appender(url: str, name: str, count: int, concurrency: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env = appender_env(os.environ)
     return subprocess.Popen(
         [sys.executable, str(HERE / "appender.py"), url, name, str(count), str(concurrency)],
         stdout=subprocess.PIPE,

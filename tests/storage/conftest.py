@@ -3,27 +3,19 @@
 ``backend`` runs each contract test three times: on the local store, on the S3
 store with a plain bucket, and on the S3 store with an object-lock bucket. The
 S3 store talks over real HTTP to moto's S3 server, started once per session in
-a child process; every test gets a fresh bucket.
+a child process (tests/motoserver.py, shared with tests/ingest); every test gets
+a fresh bucket.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
 import pytest
-from storehelpers import (
-    FAKE_KEY_ID,
-    FAKE_SECRET,
-    PART,
-    Backend,
-    new_bucket,
-    start_moto,
-    stop_moto,
-)
+from motoserver import admin_client, new_bucket, shared_moto, use_fake_aws_credentials
+from storehelpers import PART, Backend
 
 from evidence.storage.local import LocalStore
 from evidence.storage.s3 import S3Store
@@ -34,35 +26,20 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    process, url = start_moto()
-    try:
+    with shared_moto() as url:
         yield url
-    finally:
-        stop_moto(process)
 
 
 @pytest.fixture(autouse=True)
 def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """boto3 finds fake credentials in the environment and nothing from ~/.aws."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    use_fake_aws_credentials(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")
 def s3_admin(moto_url: str) -> Iterator[S3Client]:
     """A plain boto3 client on the moto server, for setting up and looking behind the store."""
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id=FAKE_KEY_ID,
-        aws_secret_access_key=FAKE_SECRET,
-    )
+    client = admin_client(moto_url)
     yield client
     client.close()
 

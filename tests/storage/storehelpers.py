@@ -1,67 +1,44 @@
-"""Helpers for the object store tests: a backend under test, test data, the moto server."""
+"""Helpers for the object store tests: a backend under test, test data.
+
+The moto server, its fake credentials and bucket creation live in tests/motoserver.py
+(shared with tests/ingest); the names tests import from here are re-exported.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import random
 import socket
-import subprocess
-import sys
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from motoserver import FAKE_KEY_ID, FAKE_SECRET, new_bucket
 
 from evidence.storage import S3_MIN_PART_SIZE, ObjectStore, content_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-FAKE_KEY_ID = "testing-key-id"
-FAKE_SECRET = "testing-secret"
+__all__ = [
+    "FAKE_KEY_ID",
+    "FAKE_SECRET",
+    "PART",
+    "Backend",
+    "blob",
+    "closed_port",
+    "derived_key",
+    "new_bucket",
+    "original_key",
+    "read_all",
+    "sha",
+    "split",
+    "stage",
+    "upload_id",
+]
 
 # Every contract test uses S3's smallest part size, which moto enforces like S3.
 PART = S3_MIN_PART_SIZE
-
-# moto's S3 server in a child process, so that its memory and its threads are
-# not the test's: prints its port, serves until its stdin closes.
-MOTO_SERVER = """
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
-
-
-def start_moto() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    port = process.stdout.readline().strip()
-    if not port.isdigit():
-        process.kill()
-        raise RuntimeError("moto server did not start")
-    return process, f"http://127.0.0.1:{port}"
-
-
-def stop_moto(process: subprocess.Popen[str]) -> None:
-    assert process.stdin is not None
-    assert process.stdout is not None
-    process.stdin.close()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    process.stdout.close()
 
 
 def closed_port() -> int:
@@ -70,16 +47,6 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def new_bucket(s3: S3Client, *, lock: bool) -> str:
-    """A fresh, empty bucket on the moto server, with object lock enabled or not."""
-    name = f"evidence-test-{uuid.uuid4().hex[:16]}"
-    if lock:
-        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    else:
-        s3.create_bucket(Bucket=name)
-    return name
 
 
 def blob(size: int, seed: int = 0) -> bytes:

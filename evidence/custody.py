@@ -50,7 +50,9 @@ MAX_BATCH = 1000
 
 Clock = Callable[[], dt.datetime]
 Record = Callable[[Connection, list[int]], None]
-RecordOne = Callable[[Connection, int], None]
+# Runs in the append's transaction with the entry's index; may return the entry
+# itself, made there (so that it can carry state read under the log's lock).
+RecordOne = Callable[[Connection, int], "CustodyEntry | None"]
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,23 @@ class CustodyLog:
         self._wakeup.set()
         return await future
 
+    async def append_built(self, build: Callable[[Connection, int], CustodyEntry]) -> int:
+        """Append the entry that `build(conn, index)` makes inside the append's transaction.
+
+        For entries whose fields depend on what the log holds at that moment,
+        such as an item entry's ``prev`` (the item's latest entry): `build`
+        reads it, and writes the rows that go with the entry, under the log's
+        lock, so that two concurrent appends about one item cannot both claim
+        the same ``prev``. If `build` raises, nothing is appended and the
+        exception is raised here.
+        """
+        if self._writer is None or self._wakeup is None or self._closing:
+            raise EvidenceError("the custody log is not accepting appends (not started or closing)")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(b"", future, build))
+        self._wakeup.set()
+        return await future
+
     async def append_many(self, entries: Sequence[CustodyEntry | bytes]) -> list[int]:
         return list(await asyncio.gather(*(self.append(e) for e in entries)))
 
@@ -274,6 +293,7 @@ class CustodyLog:
         batch_record: Record | None = None,
     ) -> list[int | Exception]:
         """One transaction: each entry's index, or the exception its record raised."""
+        datas = list(datas)
         leaves = [merkle.leaf_hash(d) for d in datas]  # before taking the lock
         with self._append_lock:
             with self._db.write() as conn:
@@ -287,10 +307,13 @@ class CustodyLog:
                     if record is not None:
                         try:
                             with conn.begin_nested():
-                                record(conn, index)
+                                built = record(conn, index)
                         except Exception as exc:
                             outcomes.append(exc)
                             continue
+                        if built is not None:  # made under the lock (append_built)
+                            datas[position] = built.to_bytes()
+                            leaves[position] = merkle.leaf_hash(datas[position])
                     kept.append(position)
                     outcomes.append(index)
                 if not kept:  # every record failed: nothing to append, nothing to sign

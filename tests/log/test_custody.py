@@ -373,3 +373,33 @@ def test_starting_the_writer_twice_is_an_error(custody: CustodyLog) -> None:
             await custody.close()
 
     asyncio.run(twice())
+
+
+async def test_entries_built_under_the_lock_see_each_others_rows(
+    custody: CustodyLog, db: Database
+) -> None:
+    """append_built reads state and writes rows under the log's lock: no two see the same."""
+
+    def build(conn: Connection, index: int) -> DeviceRevoked:
+        seen = conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
+        conn.execute(
+            cases.insert().values(id=f"c{seen}", reference=f"r{index}", created_at=FixedClock()())
+        )
+        return DeviceRevoked(time="2026-11-24T10:00:00Z", device=f"c{seen}")
+
+    def failing(conn: Connection, index: int) -> DeviceRevoked:
+        raise InvalidInput("no")
+
+    await custody.start()
+    results = await asyncio.gather(
+        *(custody.append_built(build) for _ in range(10)),
+        custody.append_built(failing),
+        return_exceptions=True,
+    )
+    await custody.close()
+    assert sorted(r for r in results if isinstance(r, int)) == list(range(1, 11))
+    assert isinstance(results[-1], InvalidInput)
+    devices = {parse_entry(custody.entry(i)).device for i in range(1, 11)}  # type: ignore[attr-defined]
+    assert devices == {f"c{n}" for n in range(10)}
+    assert _case_ids(db) == devices
+    assert fsck(db, custody.vkey).problems == []

@@ -163,12 +163,11 @@ def log_verify(server: str, state_file: Path | None, vkey: str | None) -> None:
 
 
 def _add_commands() -> None:
-    from evidence.cli_admin import cases_group, devices_group
+    from evidence.cli_admin import cases_group, devices_group, tokens_group, users_group
     from evidence.device.cli import device_group
 
-    cli.add_command(devices_group)
-    cli.add_command(cases_group)
-    cli.add_command(device_group)
+    for group in (devices_group, cases_group, users_group, tokens_group, device_group):
+        cli.add_command(group)
 
 
 _add_commands()

@@ -18,6 +18,7 @@ from evidence.cli_common import config_option, echo_json
 from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.logs import configure_logging
+from evidence.policy import ROLES
 from evidence.settings import Settings
 
 
@@ -77,3 +78,91 @@ def cases_add(reference: str, config_file: Path | None) -> None:
 
     with opened(config_file) as (db, log):
         echo_json(add_case(db, reference, now=log.clock()))
+
+
+@cases_group.command("assign")
+@click.argument("case")
+@click.argument("user")
+@config_option
+def cases_assign(case: str, user: str, config_file: Path | None) -> None:
+    """Assign USER (a worker, supervisor, reviewer or disclosure officer) to CASE."""
+    from evidence.people import assign_case
+
+    with opened(config_file) as (db, _log):
+        echo_json(assign_case(db, case, user))
+
+
+@cases_group.command("unassign")
+@click.argument("case")
+@click.argument("user")
+@config_option
+def cases_unassign(case: str, user: str, config_file: Path | None) -> None:
+    """Remove USER's assignment to CASE."""
+    from evidence.people import unassign_case
+
+    with opened(config_file) as (db, _log):
+        echo_json(unassign_case(db, case, user))
+
+
+@devices_group.command("assign")
+@click.argument("device")
+@click.argument("user")
+@config_option
+def devices_assign(device: str, user: str, config_file: Path | None) -> None:
+    """Give DEVICE to the worker USER: it may upload to the cases USER is assigned to."""
+    from evidence.people import assign_device
+
+    with opened(config_file) as (db, _log):
+        echo_json(assign_device(db, device, user))
+
+
+@click.group("users")
+def users_group() -> None:
+    """People: their roles, and disabling them."""
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(ROLES),
+    help="A role (repeat for several).",
+)
+@config_option
+def users_add(name: str, roles: tuple[str, ...], config_file: Path | None) -> None:
+    """Add a user; print their id and a one-time password (shown once)."""
+    from evidence.people import add_user
+
+    with opened(config_file) as (db, log):
+        echo_json(add_user(db, name, roles, now=log.clock()))
+
+
+@users_group.command("disable")
+@click.argument("user")
+@config_option
+def users_disable(user: str, config_file: Path | None) -> None:
+    """Disable USER: their sessions and tokens stop working at once."""
+    from evidence.people import disable_user
+
+    with opened(config_file) as (db, log):
+        echo_json(disable_user(db, user, now=log.clock()))
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """API bearer tokens for people."""
+
+
+@tokens_group.command("create")
+@click.argument("user")
+@click.option("--expires-in", type=int, default=None, help="Seconds until it expires.")
+@config_option
+def tokens_create(user: str, expires_in: int | None, config_file: Path | None) -> None:
+    """Create an API token for USER; print it (shown once, stored hashed)."""
+    from evidence.people import create_token
+
+    with opened(config_file) as (db, log):
+        echo_json(create_token(db, user, now=log.clock(), expires_in=expires_in))

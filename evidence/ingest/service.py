@@ -59,6 +59,8 @@ from evidence.errors import (
 )
 from evidence.ingest import probe
 from evidence.ingest.rangefile import RangeFile
+from evidence.people import actor_for_device
+from evidence.policy import is_allowed
 from evidence.registry import Device, case_exists, device_for_token
 from evidence.storage import ObjectStore
 
@@ -152,6 +154,11 @@ class Ingest:
         with self.db.read() as conn:
             if not case_exists(conn, manifest.case):
                 raise InvalidInput(f"no case {manifest.case}")
+            if not is_allowed(actor_for_device(conn, device.id), "item.upload", manifest.case):
+                raise Forbidden(
+                    f"this device may not upload to case {manifest.case}: "
+                    "its worker is not assigned to it (or it has no worker)"
+                )
         return manifest
 
     async def create(

@@ -12,6 +12,7 @@ from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.custody import CustodyLog
 from evidence.db import Database
+from evidence.people import add_user, assign_case, assign_device
 from evidence.registry import add_case, enroll_device
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -26,6 +27,7 @@ class Kit:
     device: str
     token: str
     case: str
+    worker: str = ""
     seq: int = 0
     prev: str | None = None
     signed: list[bytes] = field(default_factory=list)
@@ -72,10 +74,15 @@ class Kit:
 
 
 def enrolled(log: CustodyLog, db: Database, name: str = "camera-1") -> Kit:
+    """An enrolled device, given to a worker who is assigned to a new case."""
+    now = dt.datetime.now(dt.UTC)
     signer = note.new_signer(f"device.example/{name}", hashlib.sha256(name.encode()).digest())
     created = enroll_device(log, db, signer.verifier.vkey, name)
-    case = add_case(db, f"CASE/{name}", now=dt.datetime.now(dt.UTC))["case"]
-    return Kit(signer, created["device"], created["token"], case)
+    case = add_case(db, f"CASE/{name}", now=now)["case"]
+    worker = add_user(db, f"worker of {name}", ["worker"], now=now)["user"]
+    assign_case(db, case, worker)
+    assign_device(db, created["device"], worker)
+    return Kit(signer, created["device"], created["token"], case, worker)
 
 
 def metadata(manifest: bytes, signature: bytes) -> str:

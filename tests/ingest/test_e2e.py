@@ -74,7 +74,16 @@ def enrol(server: RunningServer, tmp_path: Path, name: str) -> tuple[note.Signer
     signer = note.new_signer(name, hashlib.sha256(name.encode()).digest())
     case = cli_json(server, "cases", "add", f"REF {name}")["case"]
     created = cli_json(server, "devices", "enroll", "--vkey", signer.verifier.vkey, "--name", name)
+    give_to_a_worker(server, created["device"], case, f"worker with {name}")
     return signer, created["device"], created["token"], case
+
+
+def give_to_a_worker(server: RunningServer, device: str, case: str, name: str) -> str:
+    """A new worker, assigned to `case`, carrying `device` (all with the admin CLI)."""
+    worker = cli_json(server, "users", "add", name, "--role", "worker")["user"]
+    cli_json(server, "cases", "assign", case, worker)
+    cli_json(server, "devices", "assign", device, worker)
+    return str(worker)
 
 
 def sign(
@@ -114,6 +123,7 @@ def test_the_device_client_from_init_to_verified_receipts(tmp_path: Path) -> Non
             server, "devices", "enroll", "--vkey", init["device_vkey"], "--name", "Camera 9"
         )
         assert enrolled["device"] == init["device"]
+        give_to_a_worker(server, enrolled["device"], case, "Sam Worker")
         cli(server, "device", "token", "--dir", str(device_dir), stdin=enrolled["token"] + "\n")
         footage = tmp_path / "visit.mp4"
         footage.write_bytes(mp4_video(frames=24))

@@ -149,3 +149,29 @@ async def test_an_upload_committed_but_not_yet_logged_is_finished_by_head(
     receipt = await client.get(location + "/receipt", headers=kit.auth)
     assert receipt.status == 200
     verify_receipt_for(await receipt.json(), log.vkey, manifest)
+
+
+async def test_a_device_uploads_only_to_its_workers_cases(client: Any, kit: Kit) -> None:
+    import datetime as dt
+
+    from evidence.people import add_user, assign_device, unassign_case
+    from evidence.registry import add_case
+
+    db = client.app[DB]
+    content = b"note\n"
+    other_case = add_case(db, "CASE/not-theirs", now=dt.datetime.now(dt.UTC))["case"]
+    manifest, signature = kit.manifest(
+        content, kind="document", media_type="text/plain", case=other_case
+    )
+    refused = await create(client, kit, manifest, signature)
+    assert refused.status == 403
+    assert "not assigned" in (await refused.json())["detail"]
+    # A device whose worker is no longer on the case, or who is not a worker, cannot either.
+    unassign_case(db, kit.case, kit.worker)
+    again = await create(
+        client, kit, *kit.manifest(content, kind="document", media_type="text/plain")
+    )
+    assert again.status == 403
+    reviewer = add_user(db, "a reviewer", ["reviewer"], now=dt.datetime.now(dt.UTC))["user"]
+    with pytest.raises(Exception, match="not a worker"):
+        assign_device(db, kit.device, reviewer)

@@ -1,0 +1,71 @@
+"""Who may do what: the one place where every request is decided. Deny by default.
+
+An actor is a person (with roles, and the cases assigned to them) or a device.
+A request is an action, and for actions on a case's evidence, that case. The
+rule for each action is one line of `RULES`; anything not listed is denied.
+
+| action          | allowed for                                                     |
+|-----------------|-----------------------------------------------------------------|
+| cases.list      | any person (each sees the cases the table below lets them see)  |
+| case.read       | worker, supervisor, reviewer, disclosure assigned to the case;  |
+|                 | auditor (every case)                                            |
+| item.read       | as case.read: an item's metadata, device-chain findings included |
+| item.custody    | as case.read: every entry about the item, with proofs           |
+| item.content    | worker, supervisor, reviewer, disclosure assigned to the case   |
+|                 | (never an auditor, never an admin)                              |
+| item.upload     | a device, to a case assigned to the worker it is assigned to    |
+
+Admins manage people, devices and assignments from the command line; they do
+not see evidence by virtue of being admins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+ROLES = ("admin", "supervisor", "worker", "reviewer", "disclosure", "auditor")
+CASE_ROLES = frozenset({"worker", "supervisor", "reviewer", "disclosure"})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking: a person (`kind` "user") or a device, with what they are assigned."""
+
+    id: str
+    kind: str  # "user" | "device"
+    roles: frozenset[str] = frozenset()
+    cases: frozenset[str] = field(
+        default_factory=frozenset
+    )  # assigned (for a device: its worker's)
+
+
+def _assigned_in_role(actor: Actor, case: str | None) -> bool:
+    return actor.kind == "user" and bool(actor.roles & CASE_ROLES) and case in actor.cases
+
+
+def _reads_custody(actor: Actor, case: str | None) -> bool:
+    return _assigned_in_role(actor, case) or (actor.kind == "user" and "auditor" in actor.roles)
+
+
+Rule = Callable[[Actor, "str | None"], bool]
+
+RULES: dict[str, Rule] = {
+    "cases.list": lambda actor, _case: actor.kind == "user",
+    "case.read": _reads_custody,
+    "item.read": _reads_custody,
+    "item.custody": _reads_custody,
+    "item.content": _assigned_in_role,
+    "item.upload": lambda actor, case: actor.kind == "device" and case in actor.cases,
+}
+
+
+def is_allowed(actor: Actor | None, action: str, case: str | None = None) -> bool:
+    """Whether `actor` may do `action` (on `case`): False for anyone or anything unknown."""
+    rule = RULES.get(action)
+    return actor is not None and rule is not None and rule(actor, case)
+
+
+def visible_cases(actor: Actor, all_cases: list[str]) -> list[str]:
+    """The cases `actor` may see in a listing: those `case.read` allows."""
+    return [case for case in all_cases if is_allowed(actor, "case.read", case)]

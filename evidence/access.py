@@ -1,0 +1,122 @@
+"""Who is making a request: an API token, a web session, or nobody.
+
+`actor_of(request)` resolves the person behind a request once (cached on the
+request) and `require(request, action, case)` asks the policy, raising 401
+for nobody and 403 for someone not allowed. Handlers call `require` before
+they touch anything; the policy itself is `evidence.policy`.
+
+Web sessions: the cookie `SESSION_COOKIE` holds 256 random bits; the database
+holds only their SHA-256, the user, the session's CSRF token and its expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from evidence.db import Database
+from evidence.db.schema import web_sessions
+from evidence.errors import Forbidden, Unauthorized
+from evidence.people import actor_for_token, actor_for_user
+from evidence.policy import Actor, is_allowed
+from evidence.web import DB, LOG
+
+SESSION_COOKIE = "evidence_session"
+SESSION_TTL = dt.timedelta(hours=8)  # a working day; then log in again
+_ACTOR = web.RequestKey("actor", object)  # Actor | None, resolved once per request
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    csrf_token: str
+    expires_at: dt.datetime
+
+
+def _digest(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode("utf-8")).digest()
+
+
+def create_session(db: Database, user: str, now: dt.datetime) -> tuple[str, Session]:
+    """A new session for `user`: its cookie value (secret) and what is stored of it."""
+    session_id = secrets.token_urlsafe(32)
+    session = Session(user, secrets.token_urlsafe(32), now + SESSION_TTL)
+    with db.write() as conn:
+        conn.execute(
+            web_sessions.insert().values(
+                id_hash=_digest(session_id),
+                user_id=user,
+                csrf_token=session.csrf_token,
+                created_at=now,
+                expires_at=session.expires_at,
+            )
+        )
+    return session_id, session
+
+
+def load_session(db: Database, session_id: str, now: dt.datetime) -> Session | None:
+    with db.read() as conn:
+        row = conn.execute(
+            sa.select(web_sessions).where(web_sessions.c.id_hash == _digest(session_id))
+        ).first()
+    if row is None:
+        return None
+    expires = row.expires_at
+    expires = expires.replace(tzinfo=dt.UTC) if expires.tzinfo is None else expires
+    if expires <= now:
+        return None
+    return Session(row.user_id, row.csrf_token, expires)
+
+
+def end_session(db: Database, session_id: str) -> None:
+    with db.write() as conn:
+        conn.execute(web_sessions.delete().where(web_sessions.c.id_hash == _digest(session_id)))
+
+
+def _resolve(
+    db: Database, authorization: str | None, session_id: str | None, now: dt.datetime
+) -> Actor | None:
+    with db.read() as conn:
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme != "Bearer" or not token.strip():
+                return None
+            return actor_for_token(conn, token.strip(), now)
+    if session_id:
+        session = load_session(db, session_id, now)
+        if session is not None:
+            with db.read() as conn:
+                return actor_for_user(conn, session.user)
+    return None
+
+
+async def actor_of(request: web.Request) -> Actor | None:
+    """The person making `request` (API token first, else web session), or None."""
+    if _ACTOR in request:
+        cached = request[_ACTOR]
+        return cached if isinstance(cached, Actor) else None
+    actor = await asyncio.to_thread(
+        _resolve,
+        request.app[DB],
+        request.headers.get("Authorization"),
+        request.cookies.get(SESSION_COOKIE),
+        request.app[LOG].clock(),
+    )
+    request[_ACTOR] = actor
+    return actor
+
+
+async def require(request: web.Request, action: str, case: str | None = None) -> Actor:
+    """The actor, if the policy allows them `action` (on `case`); 401 or 403 otherwise."""
+    actor = await actor_of(request)
+    if actor is None:
+        raise Unauthorized("log in, or send an API token (Authorization: Bearer ...)")
+    if not is_allowed(actor, action, case):
+        raise Forbidden(f"not allowed: {action}")
+    return actor

@@ -137,6 +137,8 @@ def _check_json(source: BinaryIO, size: int) -> None:
         document = json.loads(source.read(MAX_JSON_SIZE + 1).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise VerificationError(f"content declared application/json is not JSON: {exc}") from exc
+    except RecursionError as exc:  # nested deeper than any form: refused, not a crash
+        raise VerificationError("content declared application/json is nested too deeply") from exc
     if not isinstance(document, dict):
         raise VerificationError("a JSON item must be an object")
 

@@ -175,3 +175,14 @@ async def test_a_device_uploads_only_to_its_workers_cases(client: Any, kit: Kit)
     reviewer = add_user(db, "a reviewer", ["reviewer"], now=dt.datetime.now(dt.UTC))["user"]
     with pytest.raises(Exception, match="not a worker"):
         assign_device(db, kit.device, reviewer)
+
+
+async def test_a_visit_record_nested_absurdly_deep_is_refused_not_a_crash(
+    client: Any, kit: Kit
+) -> None:
+    record = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    manifest, signature = kit.manifest(record, kind="visit-record", media_type="application/json")
+    created = await create(client, kit, manifest, signature)
+    response = await patch(client, kit, created.headers["Location"], 0, record)
+    assert response.status == 422
+    assert "nested too deeply" in (await response.json())["detail"]

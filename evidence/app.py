@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from evidence import api_log
+from evidence import api_log, api_people
 from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.errors import EvidenceError
@@ -54,6 +54,7 @@ def create_app(
     setup_web(app)
     api_log.setup(app)
     tus.setup(app)
+    api_people.setup(app)
     return app
 
 

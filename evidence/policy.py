@@ -17,6 +17,14 @@ rule for each action is one line of `RULES`; anything not listed is denied.
 
 Admins manage people, devices and assignments from the command line; they do
 not see evidence by virtue of being admins.
+
+Known but forbidden is 403, not 404. The web API answers 401 to nobody, then
+404 for a case or item that does not exist, then 403 for one that exists but
+that this table does not allow. Hiding existence behind a 404 would protect
+nothing: case and item ids are opaque random or SHA-256 values, and the public
+log's ``item.ingested`` entries already name every item and its case. A 403
+tells a person that the thing is there and that they need an assignment for
+it, which is what they need to know.
 """
 
 from __future__ import annotations

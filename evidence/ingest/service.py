@@ -394,7 +394,10 @@ class Ingest:
         key: str,
     ) -> None:
         upload_id = row.id
-        if tail or not parts:  # the last part may be short (or, for 0 bytes, empty)
+        if row.length == 0:  # nothing to stage: a store holds no empty part
+            await self._commit_empty(row, manifest, key)
+            return
+        if tail:  # the last part may be short
             parts = [
                 *parts,
                 await asyncio.to_thread(
@@ -404,14 +407,11 @@ class Ingest:
         await asyncio.to_thread(
             self.store.stage_complete, upload_id, row.stage_handle, parts, row.length
         )
-        digest = streamed.hasher.hexdigest() if streamed is not None else None
-        if digest is None:  # this process did not see every byte: read them once
+        if streamed is not None:
+            digest: str = streamed.hasher.hexdigest()
+        else:  # this process did not see every byte: read them once
             digest = await asyncio.to_thread(self._staged_sha256, upload_id)
-        if digest != manifest.sha256:
-            raise VerificationError(
-                f"the SHA-256 of the received bytes is {digest}, "
-                f"the manifest says {manifest.sha256}"
-            )
+        _check_digest(digest, manifest)
         if streamed is not None and streamed.check is not None:
             streamed.check.finish()  # checked as it streamed: no second read
         else:
@@ -419,6 +419,15 @@ class Ingest:
         await asyncio.to_thread(
             self.store.stage_commit, upload_id, key, manifest.sha256, row.length, retain=True
         )
+
+    async def _commit_empty(self, row: Any, manifest: mf.CaptureManifest, key: str) -> None:
+        digest = hashlib.sha256(b"").hexdigest()
+        _check_digest(digest, manifest)
+        await asyncio.to_thread(
+            probe.check_content, manifest.kind, manifest.media_type, io.BytesIO(), 0
+        )
+        await asyncio.to_thread(self.store.put, key, b"", digest, retain=True)
+        await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
 
     async def _finish_if_ready(self, row: Any) -> Any:
         """An upload whose bytes all arrived but that did not finish (the store or the
@@ -615,6 +624,13 @@ def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -
     if later:
         findings.append(f"late: arrived after seq {later[-1]} of this device")
     return findings
+
+
+def _check_digest(digest: str, manifest: mf.CaptureManifest) -> None:
+    if digest != manifest.sha256:
+        raise VerificationError(
+            f"the SHA-256 of the received bytes is {digest}, the manifest says {manifest.sha256}"
+        )
 
 
 def _aware(when: dt.datetime) -> dt.datetime:

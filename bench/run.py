@@ -20,14 +20,10 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,14 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from common import (
+    RESULTS,
+    evidence_command,
+    free_port,
+    print_table,
+    summary,
+    wait_until_serving,
+)
 
 from evidence.chain import note
 from evidence.chain.entries import DeviceRevoked
 from evidence.custody import CustodyLog
 from evidence.db import Database, engine_url
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 LOG_SIZE = int(os.environ.get("BENCH_LOG_SIZE", "1000000"))
 SEED = bytes(range(32))
 ORIGIN = "bench.example/log"
@@ -223,21 +225,6 @@ def proof_latency_in_process(url: str, size: int, samples: int) -> dict[str, flo
     return summary(times) | {"baseline_select_p50_ms": statistics.median(base) * 1000}
 
 
-def summary(times: list[float]) -> dict[str, float]:
-    times = sorted(times)
-    return {
-        "p50_ms": times[len(times) // 2] * 1000,
-        "p99_ms": times[int(len(times) * 0.99)] * 1000,
-        "mean_ms": statistics.fmean(times) * 1000,
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def proof_latency_over_http(url: str, data_dir: Path, size: int, samples: int) -> dict[str, float]:
     key_file = data_dir / "log.key"
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -251,23 +238,14 @@ def proof_latency_over_http(url: str, data_dir: Path, size: int, samples: int) -
         "EVIDENCE_LOG_KEY_FILE": str(key_file),
         "EVIDENCE_LOG_LEVEL": "warning",
     }
-    evidence = shutil.which("evidence", path=str(Path(sys.executable).parent)) or "evidence"
     server = subprocess.Popen(
-        [evidence, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        evidence_command("serve", "--host", "127.0.0.1", "--port", str(port)),
         env=env,
         stdout=subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base_url}/log/checkpoint", timeout=2).read()  # noqa: S310
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("evidence serve did not start") from None
-                time.sleep(0.2)
+        wait_until_serving(base_url, server)
         return asyncio.run(_http_samples(base_url, size, samples))
     finally:
         server.terminate()
@@ -380,13 +358,7 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    width = max(len(r[0]) for r in rows)
-    print()
-    print(f"| {'measurement':<{width}} | result | against |")
-    print(f"|{'-' * (width + 2)}|---|---|")
-    for label, value, against in rows:
-        print(f"| {label:<{width}} | {value} | {against} |")
-    print(f"\nwritten to {RESULTS / 'latest.json'}")
+    print_table(rows, RESULTS / "latest.json")
 
 
 if __name__ == "__main__":

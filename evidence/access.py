@@ -82,6 +82,12 @@ def end_session(db: Database, session_id: str) -> None:
 def _resolve(
     db: Database, authorization: str | None, session_id: str | None, now: dt.datetime
 ) -> Actor | None:
+    # Tokens and session ids are ASCII; anything else (a header byte that is not
+    # UTF-8 arrives as a lone surrogate) is not a credential.
+    if authorization is not None and not authorization.isascii():
+        return None
+    if session_id is not None and not session_id.isascii():
+        session_id = None
     with db.read() as conn:
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from evidence import api_log, api_people
+from evidence import api_log, api_people, web_auth
 from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.errors import EvidenceError
@@ -55,6 +55,7 @@ def create_app(
     api_log.setup(app)
     tus.setup(app)
     api_people.setup(app)
+    web_auth.setup(app)
     return app
 
 

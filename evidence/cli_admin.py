@@ -166,3 +166,14 @@ def tokens_create(user: str, expires_in: int | None, config_file: Path | None) -
 
     with opened(config_file) as (db, log):
         echo_json(create_token(db, user, now=log.clock(), expires_in=expires_in))
+
+
+@tokens_group.command("revoke")
+@click.argument("user")
+@config_option
+def tokens_revoke(user: str, config_file: Path | None) -> None:
+    """Revoke every API token of USER at once; print how many were revoked."""
+    from evidence.people import revoke_tokens
+
+    with opened(config_file) as (db, log):
+        echo_json({"user": user, "revoked": revoke_tokens(db, user, now=log.clock())})

@@ -7,16 +7,18 @@ rule for each action is one line of `RULES`; anything not listed is denied.
 | action          | allowed for                                                     |
 |-----------------|-----------------------------------------------------------------|
 | cases.list      | any person (each sees the cases the table below lets them see)  |
-| case.read       | worker, supervisor, reviewer, disclosure assigned to the case;  |
-|                 | auditor (every case)                                            |
-| item.read       | as case.read: an item's metadata, device-chain findings included |
-| item.custody    | as case.read: every entry about the item, with proofs           |
-| item.content    | worker, supervisor, reviewer, disclosure assigned to the case   |
-|                 | (never an auditor, never an admin)                              |
+| case.read       | worker, supervisor, reviewer, disclosure assigned to the case   |
+| item.read       | as case.read: an item's metadata (where and when it was         |
+|                 | captured: personal data), device-chain findings included        |
+| item.custody    | as case.read, and an auditor for every item: every entry about  |
+|                 | the item, with proofs, and who made them                        |
+| item.content    | as case.read (never an auditor, never an admin)                 |
 | item.upload     | a device, to a case assigned to the worker it is assigned to    |
 
 Admins manage people, devices and assignments from the command line; they do
-not see evidence by virtue of being admins.
+not see evidence by virtue of being admins. Auditors read the log and custody
+histories, which hold no personal data in clear, and nothing else: not the
+cases' references, not where or when an item was captured, not its content.
 
 Known but forbidden is 403, not 404. The web API answers 401 to nobody, then
 404 for a case or item that does not exist, then 403 for one that exists but
@@ -60,8 +62,8 @@ Rule = Callable[[Actor, "str | None"], bool]
 
 RULES: dict[str, Rule] = {
     "cases.list": lambda actor, _case: actor.kind == "user",
-    "case.read": _reads_custody,
-    "item.read": _reads_custody,
+    "case.read": _assigned_in_role,
+    "item.read": _assigned_in_role,
     "item.custody": _reads_custody,
     "item.content": _assigned_in_role,
     "item.upload": lambda actor, case: actor.kind == "device" and case in actor.cases,

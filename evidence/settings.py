@@ -80,6 +80,7 @@ class Settings:
     s3_retention_days: int = DEFAULT_S3_RETENTION_DAYS
     max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE
     max_item_size: int = DEFAULT_MAX_ITEM_SIZE
+    trust_proxy: bool = False
 
     @property
     def database_url_redacted(self) -> str:
@@ -156,6 +157,7 @@ class Settings:
         max_item_size = checked.get(
             "max_item_size", _whole_number(1, MAX_MAX_ITEM_SIZE, "bytes"), DEFAULT_MAX_ITEM_SIZE
         )
+        trust_proxy = checked.get("trust_proxy", _check_bool, False)
         if store == "s3" and not s3_bucket:
             problems.append(
                 f"{ENV_PREFIX}S3_BUCKET is required when {ENV_PREFIX}STORE is 's3'"
@@ -181,6 +183,7 @@ class Settings:
             s3_retention_days=s3_retention_days,
             max_upload_size=max_upload_size,
             max_item_size=max_item_size,
+            trust_proxy=trust_proxy,
         )
 
 
@@ -387,6 +390,24 @@ def _whole_number(low: int, high: int, unit: str) -> Callable[[Any], int]:
         return number
 
     return check
+
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
+
+
+def _check_bool(value: Any) -> bool:
+    """A boolean: true or false in TOML; true/false, 1/0, yes/no or on/off in the environment."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise _Bad(f"must be true or false, not {type(value).__name__}")
+    text = _text(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _Bad("must be true or false (also 1/0, yes/no, on/off)")
 
 
 def _check_retention_days(value: Any) -> int:

@@ -124,6 +124,8 @@ class Ingest:
         """The enrolled, unrevoked device named by an ``Authorization: Bearer`` header."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("a device bearer token is required (Authorization: Bearer ...)")
+        if not authorization.isascii():  # tokens are ASCII; a non-UTF-8 byte is not one
+            raise Unauthorized("the bearer token is not valid")
         with self.db.read() as conn:
             device = device_for_token(conn, authorization[len("Bearer ") :].strip())
         if device is None:

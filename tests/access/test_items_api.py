@@ -73,8 +73,5 @@ async def test_a_case_lists_its_items_with_the_device_chain_findings(shared: Sha
     assert all(set(i) == ITEM_FIELDS for i in found)
     assert found[0]["ingested_entry"] < found[1]["ingested_entry"]
     assert found[1]["chain"] == [f"gap: seq {kit.seq - 1} of this device has not arrived"]
-    detail = await _get(shared, f"/api/v1/items/{late.item}", "auditor")
+    detail = await _get(shared, f"/api/v1/items/{late.item}", "worker")
     assert detail["chain"] == found[1]["chain"]
-
-    other = await _get(shared, f"/api/v1/cases/{world.unassigned.case}/items", "auditor")
-    assert [i["id"] for i in other["items"]] == [world.other_item.item]

@@ -213,3 +213,28 @@ def test_s3_retention_days_from_toml_is_a_whole_number(tmp_path: Path) -> None:
     assert "must be a whole number of days from 1 to 36500, not a boolean" in _problems(
         {}, config_file=config
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        *[(raw, True) for raw in ("true", "TRUE", "1", "yes", "on")],
+        *[(raw, False) for raw in ("false", "0", "no", "off", "")],
+    ],
+)
+def test_trust_proxy_is_a_boolean_off_by_default(raw: str, expected: bool) -> None:
+    assert Settings.load({}, stderr_is_tty=False).trust_proxy is False
+    assert Settings.load({"EVIDENCE_TRUST_PROXY": raw}, stderr_is_tty=False).trust_proxy is expected
+
+
+def test_trust_proxy_rejects_anything_but_a_boolean(tmp_path: Path) -> None:
+    assert "EVIDENCE_TRUST_PROXY='maybe': must be true or false" in _problems(
+        {"EVIDENCE_TRUST_PROXY": "maybe"}
+    )
+    config = tmp_path / "evidence.toml"
+    config.write_text("trust_proxy = true\n")
+    assert Settings.load({}, config_file=config, stderr_is_tty=False).trust_proxy is True
+    config.write_text("trust_proxy = 1\n")
+    assert f"trust_proxy in {config}=1: must be true or false, not int" in _problems(
+        {}, config_file=config
+    )

@@ -1,0 +1,820 @@
+"""`make bench`, ingest: uploads through a real `evidence serve`, against same-run baselines.
+
+Prints a table and writes bench/results/ingest.json. Measures:
+
+* one large upload through tus to the local store (BENCH_INGEST_SIZE, 1 GiB by
+  default; PATCH requests of BENCH_PATCH_SIZE, 64 MiB, streamed from the file
+  with sendfile), end to end from the creating POST to the receipt, beside
+  the baseline of hashing the same file while copying it to another file in
+  the same directory, then fsync. Two files: a text/plain document (the
+  server checks UTF-8 on every byte) and footage (a small real MP4 padded
+  with a ``free`` box to the same size: the probe reads only its header).
+  Each BENCH_REPEAT (3) times, each time with new bytes and right after its
+  own baseline; the ratio reported is the median of those ratios;
+* the server's resident memory before and at its peak during those uploads
+  (VmRSS and VmHWM from /proc, the peak reset before each upload);
+* the same two uploads to S3 (moto's server on localhost; BENCH_S3_SIZE, 256
+  MiB by default, as moto holds every object in memory and serves ranged
+  reads slowly), each beside a direct boto3 ``upload_file`` of the file to the
+  same endpoint, BENCH_S3_REPEAT (2) times;
+* BENCH_SMALL_TASKS (100) devices uploading BENCH_SMALL_PER_TASK (10) small
+  text items (64 KiB) each with ``POST /api/v1/items``, all at once: latency
+  and items/s, beside as many ``GET /log/vkey``. Any failed upload fails the
+  run (exit status 1, after the table and the results are written).
+
+Timings on a shared machine are noisy: read the ratios, not the absolute
+figures. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import http.client
+import io
+import json
+import os
+import platform
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from common import (
+    RESULTS,
+    ROOT,
+    evidence_command,
+    free_port,
+    print_table,
+    summary,
+    wait_until_serving,
+)
+
+from evidence.app import open_database, open_log
+from evidence.chain import manifest as mf
+from evidence.chain import note
+from evidence.db import Database
+from evidence.ingest import tus
+from evidence.logs import configure_logging
+from evidence.people import add_user, assign_case, assign_device
+from evidence.registry import add_case, enroll_device
+from evidence.settings import Settings
+
+MiB = 1 << 20
+SIZE = int(os.environ.get("BENCH_INGEST_SIZE", str(1 << 30)))
+S3_SIZE = int(os.environ.get("BENCH_S3_SIZE", str(256 * MiB)))
+PATCH_SIZE = int(os.environ.get("BENCH_PATCH_SIZE", str(64 * MiB)))
+SMALL_TASKS = int(os.environ.get("BENCH_SMALL_TASKS", "100"))
+SMALL_PER_TASK = int(os.environ.get("BENCH_SMALL_PER_TASK", "10"))
+SMALL_SIZE = 64 << 10
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # of each local upload and its baseline
+S3_REPEAT = int(os.environ.get("BENCH_S3_REPEAT", "2"))
+COPY_CHUNK = 1 * MiB
+RSS_SAMPLE_SECONDS = 0.02
+FAKE_KEY_ID = "bench-key-id"
+FAKE_SECRET = "bench-secret"  # noqa: S105 - moto's fake credentials
+BUCKET = "evidence-bench"
+BASELINE_BUCKET = "evidence-bench-baseline"
+CAPTURED_AT = "2026-11-24T09:30:00Z"
+
+MOTO_SERVER = """
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+# -- test data ----------------------------------------------------------------------
+
+
+def write_text_file(path: Path, size: int) -> str:
+    """`size` bytes of ASCII lines at `path`; return their SHA-256."""
+    line = b"".join(
+        b"%08d the quick brown fox jumps over the lazy dog, visit record line\n" % i
+        for i in range(16384)
+    )
+    return _write_repeating(path, b"", line, size)
+
+
+def write_footage_file(path: Path, size: int) -> str:
+    """A real MP4 (one second of tiny video) padded with a ``free`` box to `size` bytes."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(25):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([i * 9 % 256]) * plane.buffer_size)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    movie = buf.getvalue()
+    pad = size - len(movie)
+    if not 8 <= pad < 1 << 32:
+        raise ValueError(f"footage of {size} bytes cannot be padded with one free box")
+    return _write_repeating(path, movie + struct.pack(">I4s", pad, b"free"), os.urandom(MiB), size)
+
+
+def _write_repeating(path: Path, head: bytes, block: bytes, size: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("wb") as f:
+        written = 0
+        first = head
+        while written < size:
+            data = (first + block)[: size - written]
+            first = b""
+            f.write(data)
+            digest.update(data)
+            written += len(data)
+    return digest.hexdigest()
+
+
+# -- the server process ---------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    env: dict[str, str]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update(
+        EVIDENCE_DATA_DIR=str(data_dir),
+        EVIDENCE_LOG_LEVEL="info",  # as deployed: one access-log line per request
+        EVIDENCE_LOG_FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], work: Path, name: str) -> Iterator[Server]:
+    port = free_port()
+    log_path = work / f"{name}.log"
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            evidence_command("serve", "--host", "127.0.0.1", "--port", str(port)),
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=work,
+        )
+    server = Server(proc, f"http://127.0.0.1:{port}", env, log_path)
+    try:
+        try:
+            wait_until_serving(server.url, proc)
+        except RuntimeError:
+            print(log_path.read_text()[-4000:], file=sys.stderr)
+            raise
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- devices ----------------------------------------------------------------------------
+
+
+@dataclass
+class Device:
+    signer: note.Signer
+    id: str
+    token: str
+    case: str
+    seq: int = 0
+    prev: str | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def sign(self, kind: str, media_type: str, sha256: str, size: int) -> tuple[bytes, bytes]:
+        """This device's next manifest (seq and prev chained) and its signature."""
+        self.seq += 1
+        data = mf.manifest_bytes(
+            mf.CaptureManifest(
+                device=self.id,
+                seq=self.seq,
+                prev=self.prev,
+                case=self.case,
+                kind=kind,
+                sha256=sha256,
+                size=size,
+                media_type=media_type,
+                captured_at=CAPTURED_AT,
+                ended_at=None,
+                geo=None,
+            )
+        )
+        self.prev = mf.item_id(data)
+        return data, mf.sign_manifest(data, self.signer)
+
+
+def enroll(env: dict[str, str], count: int) -> list[Device]:
+    """`count` devices enrolled, each given to its own worker with a case, in `env`'s database."""
+    settings = Settings.load(environ=env, stderr_is_tty=False)
+    db = open_database(settings)
+    try:
+        log = open_log(settings, db)
+        devices = []
+        for i in range(count):
+            name = f"bench-camera-{i}"
+            signer = note.new_signer(
+                f"device.example/{name}", hashlib.sha256(name.encode()).digest()
+            )
+            created = enroll_device(log, db, signer.verifier.vkey, name)
+            now = log.clock()
+            case = add_case(db, f"BENCH/{name}", now=now)["case"]
+            # A device uploads only to the cases of the worker it is given to.
+            worker = add_user(db, f"worker of {name}", ["worker"], now=now)["user"]
+            assign_case(db, case, worker)
+            assign_device(db, created["device"], worker)
+            devices.append(Device(signer, created["device"], created["token"], case))
+        return devices
+    finally:
+        db.close()
+
+
+def upload_metadata(manifest: bytes, signature: bytes) -> str:
+    """``Upload-Metadata``: the manifest, and the signature as base64 text (tus encodes both)."""
+    values = (("manifest", manifest), ("signature", base64.b64encode(signature)))
+    return ",".join(f"{key} {base64.b64encode(value).decode()}" for key, value in values)
+
+
+# -- watching the server process --------------------------------------------------------
+
+
+def proc_status_kib(pid: int) -> dict[str, int]:
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux: "5" to clear_refs); False if not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class Watch:
+    """The server's CPU time and its peak resident memory while the block runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_sampled_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(RSS_SAMPLE_SECONDS):
+            with contextlib.suppress(OSError):
+                rss = proc_status_kib(self.pid)["VmRSS"]
+                self.peak_sampled_kib = max(self.peak_sampled_kib, rss)
+
+    def __enter__(self) -> Watch:
+        self.rss_before_kib = proc_status_kib(self.pid)["VmRSS"]
+        self.peak_was_reset = reset_peak_rss(self.pid)
+        self.cpu_before = cpu_seconds(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.cpu = cpu_seconds(self.pid) - self.cpu_before
+        self.peak_kib = max(proc_status_kib(self.pid)["VmHWM"], self.peak_sampled_kib)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "server_rss_before_mb": self.rss_before_kib / 1024,
+            "server_peak_rss_mb": self.peak_kib / 1024,
+            "server_peak_rss_is_since_start": not self.peak_was_reset,
+            "server_cpu_s": self.cpu,
+        }
+
+
+# -- one large upload ---------------------------------------------------------------------
+
+
+def tus_upload(
+    server: Server, device: Device, path: Path, sha256: str, kind: str, media_type: str
+) -> dict[str, Any]:
+    """Upload `path` through tus in PATCHes of PATCH_SIZE; timings up to the receipt."""
+    size = path.stat().st_size
+    manifest, signature = device.sign(kind, media_type, sha256, size)
+    headers = {"Tus-Resumable": "1.0.0", **device.auth}
+    host, port = server.host_port
+    conn = http.client.HTTPConnection(host, port, timeout=1800)
+    patches = []
+    t0 = time.perf_counter()
+    conn.request(
+        "POST",
+        tus.UPLOADS,
+        headers={
+            **headers,
+            "Upload-Length": str(size),
+            "Upload-Metadata": upload_metadata(manifest, signature),
+            "Content-Length": "0",
+        },
+    )
+    answer = conn.getresponse()
+    body = answer.read()
+    if answer.status != 201:
+        raise RuntimeError(f"POST {tus.UPLOADS}: {answer.status} {body[:500]!r}")
+    location = answer.getheader("Location") or ""
+    created = time.perf_counter()
+    offset = 0
+    last_sent = created
+    with path.open("rb") as f:
+        while offset < size:
+            n = min(PATCH_SIZE, size - offset)
+            p0 = time.perf_counter()
+            conn.putrequest("PATCH", location, skip_accept_encoding=True)
+            for name, value in {
+                **headers,
+                "Upload-Offset": str(offset),
+                "Content-Type": tus.OFFSET_CONTENT_TYPE,
+                "Content-Length": str(n),
+            }.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            assert conn.sock is not None
+            sent = conn.sock.sendfile(f, offset, n)
+            if sent != n:
+                raise RuntimeError(f"sendfile sent {sent} of {n} bytes")
+            last_sent = time.perf_counter()
+            answer = conn.getresponse()
+            body = answer.read()
+            if answer.status != 204:
+                raise RuntimeError(f"PATCH at {offset}: {answer.status} {body[:500]!r}")
+            new_offset = int(answer.getheader("Upload-Offset") or -1)
+            if new_offset != offset + n:
+                raise RuntimeError(f"PATCH at {offset}: Upload-Offset {new_offset}")
+            patches.append(time.perf_counter() - p0)
+            offset = new_offset
+    last_answered = time.perf_counter()
+    conn.request("GET", location + "/receipt", headers=device.auth)
+    answer = conn.getresponse()
+    receipt = json.loads(answer.read())
+    if answer.status != 200 or receipt.get("item") != mf.item_id(manifest):
+        raise RuntimeError(f"receipt: {answer.status} {receipt!r:.500}")
+    done = time.perf_counter()
+    conn.close()
+    return {
+        "seconds": done - t0,
+        "create_s": created - t0,
+        "patches": len(patches),
+        "patch_s_median": sorted(patches)[len(patches) // 2],
+        "patch_s_max": max(patches),
+        # the last PATCH answers once the upload is finished: assembled, hashed,
+        # probed, committed and its entry appended to the custody log
+        "after_last_byte_s": last_answered - last_sent,
+        "receipt_s": done - last_answered,
+    }
+
+
+def hash_and_copy(source: Path, target: Path) -> float:
+    """Baseline: SHA-256 of `source` while copying it to `target`, then fsync; seconds."""
+    buf = bytearray(COPY_CHUNK)
+    view = memoryview(buf)
+    t0 = time.perf_counter()
+    digest = hashlib.sha256()
+    with source.open("rb", buffering=0) as src, target.open("wb", buffering=0) as dst:
+        while n := src.readinto(buf):
+            digest.update(view[:n])
+            dst.write(view[:n])
+        os.fsync(dst.fileno())
+    elapsed = time.perf_counter() - t0
+    target.unlink()
+    return elapsed
+
+
+# -- S3 on moto --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", MOTO_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        port = process.stdout.readline().strip()
+        if not port.isdigit():
+            raise RuntimeError("moto server did not start")
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def s3_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=FAKE_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET,
+    )
+
+
+def s3_baseline(s3: Any, path: Path) -> float:
+    """Baseline: boto3's managed `upload_file` (its default multipart settings); seconds."""
+    key = "baseline/" + path.name
+    t0 = time.perf_counter()
+    s3.upload_file(str(path), BASELINE_BUCKET, key)
+    elapsed = time.perf_counter() - t0
+    s3.delete_object(Bucket=BASELINE_BUCKET, Key=key)  # moto keeps objects in memory
+    return elapsed
+
+
+# -- many small uploads at once -------------------------------------------------------------
+
+
+async def small_uploads(server: Server, devices: list[Device], per_task: int) -> dict[str, Any]:
+    import aiohttp
+
+    bodies = []
+    for device in devices:
+        items = []
+        for i in range(per_task):
+            head = f"{device.id} item {i}\n".encode()
+            content = (head + b"a short visit note, padded to size.\n" * 2000)[:SMALL_SIZE]
+            manifest, signature = device.sign(
+                "document", "text/plain", hashlib.sha256(content).hexdigest(), len(content)
+            )
+            items.append((content, manifest, base64.b64encode(signature)))
+        bodies.append((device, items))
+
+    latencies: list[float] = []
+    base_latencies: list[float] = []
+    errors: list[str] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def baseline_task() -> None:
+            for _ in range(per_task):
+                t0 = time.perf_counter()
+                async with session.get(f"{server.url}/log/vkey") as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors.append(f"GET /log/vkey: {r.status}")
+                base_latencies.append(time.perf_counter() - t0)
+
+        async def upload_task(device: Device, items: list[tuple[bytes, bytes, bytes]]) -> None:
+            for content, manifest, signature in items:
+                form = aiohttp.FormData()
+                form.add_field("manifest", manifest, content_type="application/json")
+                form.add_field("signature", signature, content_type="text/plain")
+                form.add_field("content", content, filename="note.txt", content_type="text/plain")
+                t0 = time.perf_counter()
+                try:
+                    async with session.post(
+                        f"{server.url}/api/v1/items", data=form, headers=device.auth
+                    ) as r:
+                        body = await r.read()
+                        if r.status != 201:
+                            errors.append(f"POST /api/v1/items: {r.status} {body[:300]!r}")
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    errors.append(f"POST /api/v1/items: {exc!r}")
+                latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(baseline_task() for _ in devices))
+        base_elapsed = time.perf_counter() - t0
+        cpu0, own0, t0 = cpu_seconds(server.pid), time.process_time(), time.perf_counter()
+        await asyncio.gather(*(upload_task(device, items) for device, items in bodies))
+        elapsed = time.perf_counter() - t0
+        cpu, own = cpu_seconds(server.pid) - cpu0, time.process_time() - own0
+
+    total = len(devices) * per_task
+    db = Database.connect(Settings.load(environ=server.env, stderr_is_tty=False).database_url)
+    with db.read() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM items")).scalar_one()
+    db.close()
+    if stored != total and not errors:
+        errors.append(f"{stored} items in the database, not {total}")
+    return {
+        "tasks": len(devices),
+        "items": total,
+        "item_size": SMALL_SIZE,
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "items_per_s": total / elapsed,
+        "server_cpu_ms_per_item": cpu / total * 1000,
+        "client_cpu_ms_per_item": own / total * 1000,
+        **summary(latencies),
+        "baseline_vkey_per_s": total / base_elapsed,
+        "baseline_vkey": summary(base_latencies),
+    }
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TestFile:
+    path: Path
+    kind: str
+    media_type: str
+    label: str
+    vary_at: int  # where 8 ASCII digits make each version's bytes (and item) new
+
+    def version(self, n: int) -> str:
+        """Make the file's bytes new (version `n`); return their SHA-256."""
+        with self.path.open("r+b") as f:
+            f.seek(self.vary_at)
+            f.write(b"%08d" % n)
+            f.seek(0)
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def test_files(work: Path, size: int, prefix: str) -> list[TestFile]:
+    text = work / f"{prefix}document.txt"
+    footage = work / f"{prefix}footage.mp4"
+    write_text_file(text, size)
+    write_footage_file(footage, size)
+    return [
+        TestFile(text, "document", "text/plain", "text/plain", 0),
+        TestFile(footage, "footage", "video/mp4", "footage (MP4 + free box)", size - 8),
+    ]
+
+
+def source_version() -> dict[str, Any]:
+    """The commit measured, and whether evidence/ had uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "evidence"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": commit, "evidence_changed": bool(changed)}
+
+
+def size_label(size: int) -> str:
+    return f"{size / (1 << 30):g} GiB" if size >= 1 << 30 else f"{size / MiB:g} MiB"
+
+
+def mb_per_s(size: int, seconds: float) -> float:
+    return size / seconds / 1e6
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+class Report:
+    def __init__(self) -> None:
+        self.results: dict[str, Any] = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "size": SIZE,
+            "s3_size": S3_SIZE,
+            "patch_size": PATCH_SIZE,
+            "repeat": REPEAT,
+            "s3_repeat": S3_REPEAT,
+            "source": source_version(),
+            "loadavg_at_start": os.getloadavg(),
+        }
+        self.rows: list[tuple[str, str, str]] = []
+
+    def row(self, label: str, value: str, against: str = "") -> None:
+        self.rows.append((label, value, against))
+        print(f"  {label}: {value} {against}", flush=True)
+
+
+def measure(
+    report: Report,
+    where: str,
+    server: Server,
+    device: Device,
+    tf: TestFile,
+    size: int,
+    repeat: int,
+    baseline: Callable[[], float],
+    baseline_label: str,
+    target: float,
+) -> None:
+    """`repeat` times: new bytes, the baseline, then the upload through `server`."""
+    bases, uploads = [], []
+    for n in range(1, repeat + 1):
+        sha256 = tf.version(n)
+        os.sync()
+        bases.append(baseline())
+        os.sync()
+        with Watch(server.pid) as watch:
+            up = tus_upload(server, device, tf.path, sha256, tf.kind, tf.media_type)
+        uploads.append(up | watch.figures())
+    base = median(bases)
+    seconds = median([u["seconds"] for u in uploads])
+    # Each upload against the baseline run just before it: the load on a shared
+    # machine drifts, and the baseline (disk-bound) moves with it more than the upload.
+    ratios = [u["seconds"] / b for u, b in zip(uploads, bases, strict=True)]
+    ratio = median(ratios)
+    peak = max(u["server_peak_rss_mb"] for u in uploads)
+    report.results[f"{where}.{tf.kind}"] = {
+        "media_type": tf.media_type,
+        "size": size,
+        "baseline_s": bases,
+        "uploads": uploads,
+        "ratios": ratios,
+        "ratio": ratio,
+        "server_peak_rss_mb": peak,
+    }
+    label = f"{where}: {tf.label}, {size_label(size)}"
+    of = f"median of {repeat}" if repeat > 1 else "one run"
+    spread = f" ({min(ratios):.2f} to {max(ratios):.2f})" if repeat > 1 else ""
+    report.row(
+        f"{label}: {baseline_label} (baseline)",
+        f"{base:.2f} s ({mb_per_s(size, base):,.0f} MB/s)",
+        of,
+    )
+    after = median([u["after_last_byte_s"] for u in uploads])
+    cpu = median([u["server_cpu_s"] for u in uploads])
+    report.row(
+        f"{label}: tus, {PATCH_SIZE // MiB} MiB PATCHes, POST to receipt",
+        f"{seconds:.2f} s ({mb_per_s(size, seconds):,.0f} MB/s)",
+        f"**{ratio:.2f} x baseline**{spread} (target <= {target}); after the last byte "
+        f"{after:.2f} s; server CPU {cpu:.1f} s; {of}",
+    )
+    report.row(
+        f"{label}: server RSS",
+        f"{uploads[0]['server_rss_before_mb']:.0f} MB before, peak {peak:.0f} MB",
+        "(target: peak <= 200 MB)",
+    )
+
+
+def run_local(report: Report, work: Path) -> None:
+    """1, 2: large uploads to the local store, and the server's memory meanwhile."""
+    print(f"local store, {size_label(SIZE)}, {REPEAT} of each:", flush=True)
+    env = server_env(work / "local")
+    device = enroll(env, 1)[0]
+    with serving(env, work, "local") as server:
+        for tf in test_files(work, SIZE, ""):
+            measure(
+                report,
+                "local",
+                server,
+                device,
+                tf,
+                SIZE,
+                REPEAT,
+                lambda tf=tf: hash_and_copy(tf.path, work / "copy"),
+                "SHA-256 + copy + fsync",
+                1.5,
+            )
+
+
+def run_s3(report: Report, work: Path) -> None:
+    """3: the same uploads to S3 (moto), beside boto3's upload_file."""
+    print(f"S3 (moto), {size_label(S3_SIZE)}, {S3_REPEAT} of each:", flush=True)
+    with moto_server() as (_moto, endpoint):
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+        s3.create_bucket(Bucket=BASELINE_BUCKET)
+        env = server_env(
+            work / "s3",
+            EVIDENCE_STORE="s3",
+            EVIDENCE_S3_BUCKET=BUCKET,
+            EVIDENCE_S3_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
+            AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+        device = enroll(env, 1)[0]
+        with serving(env, work, "s3") as server:
+            for tf in test_files(work, S3_SIZE, "s3-"):
+                measure(
+                    report,
+                    "S3 (moto)",
+                    server,
+                    device,
+                    tf,
+                    S3_SIZE,
+                    S3_REPEAT,
+                    lambda tf=tf: s3_baseline(s3, tf.path),
+                    "boto3 upload_file",
+                    1.3,
+                )
+        s3.close()
+    if S3_SIZE < SIZE:
+        report.row(
+            f"S3 (moto): {size_label(S3_SIZE)}, not {size_label(SIZE)}",
+            "",
+            "moto holds every object in memory and is slow on big ones (BENCH_S3_SIZE)",
+        )
+
+
+def run_small(report: Report, work: Path) -> list[str]:
+    """4: many devices uploading small items at once; the failures, if any."""
+    print(f"{SMALL_TASKS} devices x {SMALL_PER_TASK} small items:", flush=True)
+    env = server_env(work / "small")
+    devices = enroll(env, SMALL_TASKS)
+    with serving(env, work, "small") as server, Watch(server.pid) as watch:
+        small = asyncio.run(small_uploads(server, devices, SMALL_PER_TASK))
+    small |= watch.figures()
+    report.results["small"] = small
+    base = small["baseline_vkey"]
+    report.row(
+        f"{SMALL_TASKS} concurrent clients: GET /log/vkey (baseline)",
+        f"{small['baseline_vkey_per_s']:,.0f} req/s",
+        f"p50 {base['p50_ms']:.1f} ms, p99 {base['p99_ms']:.1f} ms",
+    )
+    report.row(
+        f"{SMALL_TASKS} concurrent devices: POST /api/v1/items, {SMALL_SIZE >> 10} KiB",
+        f"**{small['items_per_s']:,.0f} items/s**",
+        f"p50 {small['p50_ms']:.0f} ms, p99 {small['p99_ms']:.0f} ms; "
+        f"{small['errors']} errors in {small['items']}; "
+        f"server CPU {small['server_cpu_ms_per_item']:.1f} ms/item",
+    )
+    if small["errors"]:
+        return [f"{small['errors']} small uploads failed: {small['first_errors']}"]
+    return []
+
+
+def main() -> None:
+    configure_logging("warning", "console")  # the enrolments in this process: quiet
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="evidence-bench-ingest-") as tmp:
+        work = Path(tmp)
+        print(f"working in {work}", flush=True)
+        run_local(report, work)
+        run_s3(report, work)
+        failures = run_small(report, work)
+    report.results["loadavg_at_end"] = os.getloadavg()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(report.results, indent=2) + "\n")
+    print_table(report.rows, RESULTS / "ingest.json")
+    if failures:
+        print("\nFAILED: " + "; ".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -109,7 +109,7 @@ def make_dirs(directory: Path, mode: int = 0o700) -> None:
         fsync_dir(path.parent)
 
 
-def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:
     """Write every byte of `data` to `fd` at `offset` (not at the file position), then fsync."""
     view = memoryview(data)
     while view:

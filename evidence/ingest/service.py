@@ -84,6 +84,41 @@ class _Streamed:
             self.check.update(chunk)
 
 
+class _Part:
+    """The part being filled: one buffer of the store's part size, each byte copied in once.
+
+    If staging a full part fails, the bytes not yet copied in wait in `spill`,
+    so that what arrived is kept as the upload's tail all the same.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data = bytearray(size)
+        self.filled = 0
+        self.spill = bytearray()
+
+    @property
+    def is_full(self) -> bool:
+        return self.filled == self.size
+
+    def fill(self, data: memoryview) -> memoryview:
+        """Copy what fits of `data`; return the rest (kept in `spill` until the part empties)."""
+        n = min(len(data), self.size - self.filled)
+        self.data[self.filled : self.filled + n] = data[:n]
+        self.filled += n
+        rest = data[n:]
+        self.spill = bytearray(rest)  # dropped by clear(); kept if staging fails
+        return rest
+
+    def clear(self) -> None:
+        self.filled = 0
+        self.spill = bytearray()
+
+    def tail(self) -> bytes:
+        """Every byte received and not staged: the part so far, and any spill."""
+        return bytes(self.data[: self.filled]) + bytes(self.spill)
+
+
 @dataclass(frozen=True)
 class Limits:
     max_upload_size: int = 64 << 30  # one long recording, generously
@@ -267,9 +302,8 @@ class Ingest:
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, upload_id, offset, writer)
 
-        part_size = self.store.part_size
         parts: list[str] = json.loads(row.parts)
-        buffer = bytearray(row.tail)
+        part = _Part(self.store.part_size)
         streamed = self._streams.pop(upload_id, None)
         if offset == 0:
             manifest = mf.parse_manifest(bytes(row.manifest))
@@ -281,31 +315,38 @@ class Ingest:
         body_hash = hashlib.sha256() if checksum is not None else None
         received = 0
         failure: Exception | None = None
-        try:
-            async for chunk in body:
-                if offset + received + len(chunk) > row.length:
-                    raise TooLarge(f"the upload is {row.length} bytes; this request goes past it")
-                received += len(chunk)
-                buffer += chunk
-                if streamed is not None:
-                    streamed.update(chunk)
-                if body_hash is not None:
-                    body_hash.update(chunk)
-                while len(buffer) >= part_size:
+
+        async def stage(data: memoryview) -> None:
+            """Copy `data` into the part; stage each part as it fills, and record it."""
+            while data:
+                data = part.fill(data)
+                if part.is_full:
                     parts.append(
                         await asyncio.to_thread(
                             self.store.stage_part,
                             upload_id,
                             row.stage_handle,
                             len(parts),
-                            bytes(buffer[:part_size]),
+                            part.data,
                         )
                     )
-                    del buffer[:part_size]  # only once the part is durable
+                    part.clear()  # only once the part is durable
                     if body_hash is None:
                         await asyncio.to_thread(
-                            self._record, upload_id, writer, len(parts) * part_size, parts, b""
+                            self._record, upload_id, writer, len(parts) * part.size, parts, b""
                         )
+
+        try:
+            await stage(memoryview(bytes(row.tail)))  # the tail kept by the last request
+            async for chunk in body:
+                if offset + received + len(chunk) > row.length:
+                    raise TooLarge(f"the upload is {row.length} bytes; this request goes past it")
+                received += len(chunk)
+                if streamed is not None:
+                    streamed.update(chunk)
+                if body_hash is not None:
+                    body_hash.update(chunk)
+                await stage(memoryview(chunk))
         except Conflict:
             raise  # a newer request owns the upload now: it records, not this one
         except Exception as exc:
@@ -313,10 +354,11 @@ class Ingest:
                 log.info("upload.interrupted", upload=upload_id, received=received)
             else:
                 failure = exc  # too much data, the store down...: keep what is durable
+        buffer = part.tail()
         if body_hash is not None and (failure is not None or body_hash.digest() != checksum):
             await asyncio.to_thread(self._release, upload_id, writer)
             raise failure or ChecksumMismatch("the request body does not match its Upload-Checksum")
-        new_offset = len(parts) * part_size + len(buffer)
+        new_offset = len(parts) * part.size + len(buffer)
         await asyncio.to_thread(self._record, upload_id, writer, new_offset, parts, bytes(buffer))
         if streamed is not None:
             streamed.offset = new_offset

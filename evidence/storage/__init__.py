@@ -146,7 +146,9 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def stage_part(self, upload_id: str, handle: str, part_number: int, data: bytes) -> str:
+    def stage_part(
+        self, upload_id: str, handle: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         """Store part `part_number` (from 0) of the upload: bytes at ``part_number * part_size``.
 
         `data` is `part_size` bytes, or fewer for the last part. Durable when

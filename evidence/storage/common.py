@@ -94,7 +94,7 @@ def check_range(start: int, end: int | None, size: int) -> tuple[int, int]:
     return start, stop
 
 
-def check_part(part_number: int, data: bytes, part_size: int) -> None:
+def check_part(part_number: int, data: bytes | bytearray, part_size: int) -> None:
     """`InvalidInput` unless `part_number` is in range and `data` is 1 to `part_size` bytes."""
     if isinstance(part_number, bool) or not 0 <= part_number < MAX_PARTS:
         raise InvalidInput(f"a part number is 0 to {MAX_PARTS - 1}")

@@ -179,7 +179,9 @@ class LocalStore:
             fsutil.fsync_dir(self._staging)
         return ""
 
-    def stage_part(self, upload_id: str, handle: str, part_number: int, data: bytes) -> str:
+    def stage_part(
+        self, upload_id: str, handle: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         part_file = self._part_file(upload_id)
         check_part(part_number, data, self.part_size)
         offset = part_number * self.part_size

@@ -482,11 +482,14 @@ class S3Store:
             )
         return answer["UploadId"]
 
-    def stage_part(self, upload_id: str, handle: str, part_number: int, data: bytes) -> str:
+    def stage_part(
+        self, upload_id: str, handle: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         staging = self._staging_key(upload_id)
         check_part(part_number, data, self.part_size)
         if not handle:
             raise InvalidInput("an S3 upload part needs the handle that stage_begin returned")
+        data = bytes(data)  # boto3 wants bytes; the caller may reuse its buffer
         _, checksum = _b64_sha256(data)
         with self._errors("writing an upload part"):
             try:

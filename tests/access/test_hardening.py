@@ -1,8 +1,5 @@
 """Attacks on the web login and bad input to every route: CSRF, session fixation,
 brute force, secrets in logs, path traversal, oversized input, odd requests.
-
-(Named test_web_auth_hardening.py, not test_hardening.py: tests/chain has a
-test_hardening.py, and test modules outside packages need unique basenames.)
 """
 
 from __future__ import annotations

@@ -17,8 +17,10 @@ rule for each action is one line of `RULES`; anything not listed is denied.
 
 Admins manage people, devices and assignments from the command line; they do
 not see evidence by virtue of being admins. Auditors read the log and custody
-histories, which hold no personal data in clear, and nothing else: not the
-cases' references, not where or when an item was captured, not its content.
+histories (the entries, which hold no personal data in clear, and the names of
+the people who made them: auditing access means knowing who), and nothing else:
+not the cases' references, not where or when an item was captured, not its
+content.
 
 Known but forbidden is 403, not 404. The web API answers 401 to nobody, then
 404 for a case or item that does not exist, then 403 for one that exists but

@@ -211,7 +211,12 @@ async def test_server_logs_neither_key_material_nor_evidence_bytes(
     await client.close()
     text = json_logs.getvalue()
     signer = load_log_signer(settings.log_key_file)
-    assert signer.skey.rsplit("+", 1)[1] not in text
+    # The key's base64 is the third field after the prefix (name and key ID hold no "+",
+    # the base64 may): all of it, and the seed in hex, must be absent.
+    key_b64 = signer.skey.removeprefix("PRIVATE+KEY+").split("+", 2)[2]
+    assert len(key_b64) == 44
+    assert key_b64 not in text
+    assert signer.seed.hex() not in text
     assert "PRIVATE+KEY" not in text
     for entry in entries:
         assert entry.item not in text

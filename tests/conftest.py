@@ -21,3 +21,15 @@ def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test (see the module docstring)."""
     with fresh_postgres_database() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def each_database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Run the test on SQLite (the data dir's default) and on a fresh PostgreSQL database.
+
+    The value is the settings override for the database: nothing, or its URL.
+    """
+    if request.param == "sqlite":
+        return {}
+    url: str = request.getfixturevalue("postgres_url")
+    return {"database_url": url}

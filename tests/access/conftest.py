@@ -42,13 +42,10 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shar
         yield Shared(client, await build_world(client))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+@pytest.fixture
+def settings(tmp_path: Path, each_database: dict[str, str]) -> Settings:
     """A fresh service's settings: on SQLite, and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return make_settings(tmp_path / "data")
-    url: str = request.getfixturevalue("postgres_url")
-    return make_settings(tmp_path / "data", database_url=url)
+    return make_settings(tmp_path / "data", **each_database)
 
 
 @pytest.fixture

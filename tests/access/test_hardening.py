@@ -43,20 +43,6 @@ Client = TestClient[Any, Any]
 T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Each test on SQLite (in the data dir) and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return {}
-    url: str = request.getfixturevalue("postgres_url")
-    return {"database_url": url}
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database: dict[str, str]) -> Settings:
-    return make_settings(tmp_path / "data", **database)
-
-
 @pytest.fixture
 async def browser(aiohttp_client: Any, settings: Settings) -> Client:
     """A client of the real app on SQLite, keeping cookies as a browser does; clock at T0."""
@@ -66,10 +52,12 @@ async def browser(aiohttp_client: Any, settings: Settings) -> Client:
 
 
 @pytest.fixture
-async def behind_proxy(aiohttp_client: Any, tmp_path: Path, database: dict[str, str]) -> Client:
+async def behind_proxy(
+    aiohttp_client: Any, tmp_path: Path, each_database: dict[str, str]
+) -> Client:
     """The app behind a trusted proxy (EVIDENCE_TRUST_PROXY): X-Forwarded-For names the client."""
     client: Client = await aiohttp_client(
-        auth_app(make_settings(tmp_path / "proxied", trust_proxy="true", **database))
+        auth_app(make_settings(tmp_path / "proxied", trust_proxy="true", **each_database))
     )
     set_clock(client, T0)
     return client

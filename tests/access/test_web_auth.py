@@ -39,20 +39,6 @@ SECURITY_HEADERS = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Each test on SQLite (in the data dir) and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return {}
-    url: str = request.getfixturevalue("postgres_url")
-    return {"database_url": url}
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database: dict[str, str]) -> Settings:
-    return make_settings(tmp_path / "data", **database)
-
-
 @pytest.fixture
 async def browser(aiohttp_client: Any, settings: Settings) -> Client:
     """A client of the real app on SQLite, keeping cookies as a browser does."""

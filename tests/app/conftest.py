@@ -21,13 +21,10 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+@pytest.fixture
+def backend_settings(tmp_path: Path, each_database: dict[str, str]) -> Settings:
     """Settings of a fresh service, once on SQLite and once on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return make_settings(tmp_path / "data")
-    url: str = request.getfixturevalue("postgres_url")
-    return make_settings(tmp_path / "data", database_url=url)
+    return make_settings(tmp_path / "data", **each_database)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from evidence import web_auth
 from evidence.app import create_app
 from evidence.logs import configure_logging
 from evidence.people import add_user
@@ -49,11 +48,8 @@ def make_settings(data_dir: Path, **env: str) -> Settings:
 
 
 def auth_app(settings: Settings) -> web.Application:
-    """The real app from `create_app`, with the login routes (added here until app.py does)."""
-    app = create_app(settings)
-    if not any(resource.canonical == "/login" for resource in app.router.resources()):
-        web_auth.setup(app)
-    return app
+    """The real app from `create_app`, login routes included."""
+    return create_app(settings)
 
 
 @dataclass(frozen=True)

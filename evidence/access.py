@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from aiohttp import web
 
+from evidence.clock import stored_utc
 from evidence.db import Database
 from evidence.db.schema import web_sessions
 from evidence.errors import Forbidden, Unauthorized
@@ -67,8 +68,7 @@ def load_session(db: Database, session_id: str, now: dt.datetime) -> Session | N
         ).first()
     if row is None:
         return None
-    expires = row.expires_at
-    expires = expires.replace(tzinfo=dt.UTC) if expires.tzinfo is None else expires
+    expires = stored_utc(row.expires_at)
     if expires <= now:
         return None
     return Session(row.user_id, row.csrf_token, expires)

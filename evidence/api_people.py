@@ -88,7 +88,7 @@ from evidence.access import actor_of, require
 from evidence.chain import merkle
 from evidence.chain.entries import ItemAccessed, ItemIngested, item_prev_refs, parse_entry
 from evidence.chain.note import b64encode
-from evidence.clock import format_time
+from evidence.clock import format_time, stored_utc
 from evidence.custody import CustodyLog, range_hashes
 from evidence.db import Database
 from evidence.db.schema import (
@@ -223,11 +223,6 @@ def download_name(item: str, media_type: str) -> str:
 # -- queries (blocking: run them in a thread) -------------------------------------------
 
 
-def _aware(when: dt.datetime) -> dt.datetime:
-    """A stored time in UTC (SQLite hands back naive datetimes, stored in UTC)."""
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-
-
 def _item_json(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -239,7 +234,7 @@ def _item_json(row: Any) -> dict[str, Any]:
         "sha256": row.sha256,
         "size": row.size,
         "captured_at": row.captured_at,
-        "ingested_at": _aware(row.ingested_at).isoformat(),
+        "ingested_at": stored_utc(row.ingested_at).isoformat(),
         "ingested_entry": row.ingested_entry,
         "last_entry": row.last_entry,
         "chain": json.loads(row.chain),
@@ -330,7 +325,7 @@ def content_target(db: Database, item: str, actor: str) -> ContentTarget:
         row.object_key,
         row.media_type,
         int(row.size),
-        None if last is None else _aware(last),
+        None if last is None else stored_utc(last),
     )
 
 

@@ -16,3 +16,12 @@ def utc_now() -> dt.datetime:
 def format_time(when: dt.datetime) -> str:
     """RFC 3339 in UTC with microseconds, as entries carry it."""
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stored_utc(when: dt.datetime) -> dt.datetime:
+    """A time read back from the database, in UTC.
+
+    SQLite hands back naive datetimes (they were stored in UTC); PostgreSQL its
+    own zone object, which `email.utils` does not take for UTC.
+    """
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)

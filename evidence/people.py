@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence.clock import stored_utc
 from evidence.db import Database
 from evidence.db.schema import (
     api_tokens,
@@ -171,7 +172,9 @@ def actor_for_token(conn: Connection, token: str, now: dt.datetime) -> Actor | N
     row = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
     if row is None or not hmac.compare_digest(bytes(row.token_hash), digest):
         return None
-    if row.revoked_at is not None or (row.expires_at is not None and _utc(row.expires_at) <= now):
+    if row.revoked_at is not None or (
+        row.expires_at is not None and stored_utc(row.expires_at) <= now
+    ):
         return None
     return actor_for_user(conn, row.user_id)
 
@@ -184,10 +187,6 @@ def actor_for_device(conn: Connection, device: str) -> Actor:
     person = actor_for_user(conn, worker) if worker is not None else None
     assigned = person.cases if person is not None and "worker" in person.roles else frozenset()
     return Actor(device, "device", frozenset(), assigned)
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
 def assign_case(db: Database, case: str, user: str) -> dict[str, str]:

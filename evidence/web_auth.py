@@ -70,6 +70,7 @@ from evidence.access import (
     end_session,
     load_session,
 )
+from evidence.clock import stored_utc
 from evidence.db import Database
 from evidence.db.schema import login_failures, users, web_sessions
 from evidence.errors import EvidenceError, Forbidden, InvalidInput, TooLarge
@@ -226,10 +227,6 @@ def throttle_keys(name: str, address: str) -> list[Limit]:
     return [(f"user:{account}", ACCOUNT_FAILURES), (f"addr:{address}", ADDRESS_FAILURES)]
 
 
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-
-
 _COUNT = login_failures.c["count"]  # `.count` of a row or a collection is tuple's method
 
 
@@ -257,9 +254,9 @@ def reserve_attempt(db: Database, limits: Sequence[Limit], now: dt.datetime) -> 
         ).all()
         # key -> (failures, end of the window) for counters whose window is still open
         open_windows = {
-            key: (count, _utc(start) + FAILURE_WINDOW)
+            key: (count, stored_utc(start) + FAILURE_WINDOW)
             for key, count, start in rows
-            if _utc(start) + FAILURE_WINDOW > now
+            if stored_utc(start) + FAILURE_WINDOW > now
         }
         waits = [
             (open_windows[key][1] - now).total_seconds()

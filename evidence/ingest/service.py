@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from evidence.chain import manifest as mf
 from evidence.chain.entries import ItemIngested
 from evidence.chain.receipt import make_receipt
-from evidence.clock import format_time
+from evidence.clock import format_time, stored_utc
 from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import items, jobs, uploads
@@ -264,14 +264,14 @@ class Ingest:
             row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
         if row is None or row.device_id != device.id:
             raise NotFound(f"no upload {upload_id}")  # another device's upload is not its business
-        if row.state == "receiving" and _aware(row.expires_at) <= self.log.clock():
+        if row.state == "receiving" and stored_utc(row.expires_at) <= self.log.clock():
             raise NotFound(f"upload {upload_id} has expired")
         return row
 
     async def status(self, device: Device, upload_id: str) -> UploadStatus:
         row = await self._finish_if_ready(await asyncio.to_thread(self._load, device, upload_id))
         return UploadStatus(
-            row.id, row.offset, row.length, _aware(row.expires_at), row.state == "complete"
+            row.id, row.offset, row.length, stored_utc(row.expires_at), row.state == "complete"
         )
 
     # -- receiving ------------------------------------------------------------------
@@ -367,8 +367,8 @@ class Ingest:
             raise failure
         if new_offset == row.length:
             await self._finish(row, parts, bytes(buffer), streamed)
-            return UploadStatus(row.id, row.length, row.length, _aware(row.expires_at), True)
-        return UploadStatus(row.id, new_offset, row.length, _aware(row.expires_at), False)
+            return UploadStatus(row.id, row.length, row.length, stored_utc(row.expires_at), True)
+        return UploadStatus(row.id, new_offset, row.length, stored_utc(row.expires_at), False)
 
     def _claim(self, upload_id: str, offset: int, writer: str) -> None:
         """Become the one request writing this upload (a newer request takes over)."""
@@ -675,12 +675,6 @@ def _check_digest(digest: str, manifest: mf.CaptureManifest) -> None:
         raise VerificationError(
             f"the SHA-256 of the received bytes is {digest}, the manifest says {manifest.sha256}"
         )
-
-
-def _aware(when: dt.datetime) -> dt.datetime:
-    """A stored time in UTC: SQLite hands back naive datetimes (stored in UTC),
-    PostgreSQL its own zone object, which `email.utils` does not take for UTC."""
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
 def _is_disconnect(exc: BaseException) -> bool:

@@ -22,6 +22,8 @@ Prints a table and writes bench/results/ingest.json. Measures:
   and items/s, beside as many ``GET /log/vkey``. Any failed upload fails the
   run (exit status 1, after the table and the results are written).
 
+BENCH_INGEST_ONLY (e.g. ``s3`` or ``local,small``) runs only those parts.
+
 Timings on a shared machine are noisy: read the ratios, not the absolute
 figures. Nothing here asserts a time.
 """
@@ -80,6 +82,8 @@ SMALL_PER_TASK = int(os.environ.get("BENCH_SMALL_PER_TASK", "10"))
 SMALL_SIZE = 64 << 10
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # of each local upload and its baseline
 S3_REPEAT = int(os.environ.get("BENCH_S3_REPEAT", "2"))
+# Which parts to run (comma-separated): local, s3, small. All by default.
+ONLY = set(filter(None, os.environ.get("BENCH_INGEST_ONLY", "local,s3,small").split(",")))
 COPY_CHUNK = 1 * MiB
 RSS_SAMPLE_SECONDS = 0.02
 FAKE_KEY_ID = "bench-key-id"
@@ -804,9 +808,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="evidence-bench-ingest-") as tmp:
         work = Path(tmp)
         print(f"working in {work}", flush=True)
-        run_local(report, work)
-        run_s3(report, work)
-        failures = run_small(report, work)
+        failures = []
+        if "local" in ONLY:
+            run_local(report, work)
+        if "s3" in ONLY:
+            run_s3(report, work)
+        if "small" in ONLY:
+            failures = run_small(report, work)
     report.results["loadavg_at_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(report.results, indent=2) + "\n")

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -43,6 +43,7 @@ from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFoun
 from evidence.highwater import HighWater
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Entries per transaction: large enough that batching pays (one commit, one
 # checkpoint per batch), small enough to keep a transaction short.
@@ -229,6 +230,19 @@ class CustodyLog:
         self._pending.append(_Pending(b"", future, build))
         self._wakeup.set()
         return await future
+
+    def exclusive(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(conn)` in a write transaction that no append (of any process) overlaps.
+
+        It holds the lock every append takes, so what `work` reads and does
+        cannot interleave with a `record` running inside an append: for
+        decisions that must not race one, such as removing an object that no
+        item holds. Blocking: call it from a worker thread. Keep it short:
+        appends wait meanwhile.
+        """
+        with self._append_lock, self._db.write() as conn:
+            self._lock_state(conn)
+            return work(conn)
 
     async def append_many(self, entries: Sequence[CustodyEntry | bytes]) -> list[int]:
         return list(await asyncio.gather(*(self.append(e) for e in entries)))

@@ -129,6 +129,10 @@ uploads = Table(
     Column("parts", Text, nullable=False),  # JSON list of the store's part receipts
     Column("tail", LargeBinary, nullable=False),  # bytes after the last whole part
     Column("stage_handle", Text, nullable=False),
+    # JSON: the SHA-256 state (and content check state) over the staged parts,
+    # so that any process can resume the hash (evidence.ingest.hashing); null
+    # where the hash cannot be saved (then kept in the receiving process only).
+    Column("stream_state", Text, nullable=True),
     Column("writer", Text, nullable=True),  # fencing token of the request now writing
     Column("state", Text, nullable=False),  # receiving | complete
     Column("entry", BigInteger, nullable=True),  # the item's item.ingested, once complete

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 
@@ -76,9 +76,9 @@ def check_content(kind: str, media_type: str, source: BinaryIO, size: int) -> No
 class StreamCheck:
     """A content check made as the bytes stream past, so they need not be read again.
 
-    Only text/plain has one (UTF-8 can be validated incrementally); its state
-    lives in memory like the upload's hash, and an upload that lost it is
-    checked by `check_content` after all.
+    Only text/plain has one (UTF-8 can be validated incrementally). Its state
+    is saved with the upload's hash after each staged part (`saved`,
+    `restore`), so that any process can carry it on.
     """
 
     def __init__(self) -> None:
@@ -89,12 +89,33 @@ class StreamCheck:
     def for_type(cls, media_type: str) -> StreamCheck | None:
         return cls() if media_type == "text/plain" else None
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
         if not self.failed:
             try:
                 self._decoder.decode(chunk)
             except UnicodeDecodeError:
                 self.failed = True
+
+    def copy(self) -> StreamCheck:
+        twin = StreamCheck()
+        twin._decoder.setstate(self._decoder.getstate())
+        twin.failed = self.failed
+        return twin
+
+    def saved(self) -> dict[str, Any]:
+        pending, flag = self._decoder.getstate()
+        return {"utf8_pending": pending.hex(), "utf8_flag": flag, "failed": self.failed}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> StreamCheck:
+        """The check `saved` described. `ValueError` (or `KeyError`) for anything malformed."""
+        check = cls()
+        pending = bytes.fromhex(state["utf8_pending"])
+        if len(pending) > 3 or not isinstance(state["utf8_flag"], int):
+            raise ValueError("not a saved UTF-8 check")
+        check._decoder.setstate((pending, state["utf8_flag"]))
+        check.failed = bool(state["failed"])
+        return check
 
     def finish(self) -> None:
         """Raise `VerificationError` unless everything streamed was valid."""

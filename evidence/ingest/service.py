@@ -51,14 +51,16 @@ from evidence.errors import (
     ChecksumMismatch,
     Conflict,
     Forbidden,
+    IntegrityError,
     InvalidInput,
     NotFound,
+    StorageUnavailable,
     TooLarge,
     Unauthorized,
     VerificationError,
 )
-from evidence.ingest import probe
-from evidence.ingest.rangefile import RangeFile
+from evidence.ingest import hashing, probe
+from evidence.ingest.rangefile import RangeFile, ReadRange
 from evidence.people import actor_for_device
 from evidence.policy import is_allowed
 from evidence.registry import Device, case_exists, device_for_token
@@ -70,18 +72,55 @@ UPLOAD_ID_BYTES = 16
 ED25519_SIGNATURE_SIZE = 64
 
 
-@dataclass
-class _Streamed:
-    """What one process computed over an upload's bytes as they arrived."""
+@dataclass(frozen=True)
+class _Stream:
+    """The SHA-256 and the streaming content check over an upload's staged parts: [0, offset).
 
-    hasher: Any  # hashlib's sha256: its state cannot be saved, hence this
+    Each staged part gives a new `_Stream` (`after`); its state is saved with
+    the part (`saved`), so that any process can carry the upload on without
+    reading back what is staged (`restore`). A hasher that cannot be saved
+    (no OpenSSL to load) lives only in the receiving process's memory.
+    """
+
+    hasher: hashing.Hasher
     check: probe.StreamCheck | None
-    offset: int  # the bytes covered: [0, offset)
+    offset: int
 
-    def update(self, chunk: bytes) -> None:
-        self.hasher.update(chunk)
+    @classmethod
+    def start(cls, media_type: str, *, resumable: bool) -> _Stream:
+        hasher = hashing.new_hasher(resumable=resumable)
+        return cls(hasher, probe.StreamCheck.for_type(media_type), 0)
+
+    def after(self, data: bytes | bytearray) -> _Stream:
+        """This stream carried on over `data` (this one is left as it is)."""
+        hasher = self.hasher.copy()
+        hasher.update(data)
+        check = None
         if self.check is not None:
-            self.check.update(chunk)
+            check = self.check.copy()
+            check.update(data)
+        return _Stream(hasher, check, self.offset + len(data))
+
+    def saved(self) -> str | None:
+        state = hashing.export_state(self.hasher)
+        if state is None:
+            return None
+        check = None if self.check is None else self.check.saved()
+        return json.dumps({"offset": self.offset, "sha256": state, "check": check})
+
+    @classmethod
+    def restore(cls, saved: str, media_type: str) -> _Stream:
+        try:
+            state = json.loads(saved)
+            hasher = hashing.ResumableSha256.restore(state["sha256"])
+            check = probe.StreamCheck.for_type(media_type)
+            if check is not None:
+                check = probe.StreamCheck.restore(state["check"])
+            if hasher.length != state["offset"]:
+                raise ValueError("the saved hash does not cover the saved offset")
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise IntegrityError(f"an upload's saved hash state is damaged: {exc}") from exc
+        return cls(hasher, check, hasher.length)
 
 
 class _Part:
@@ -149,9 +188,14 @@ class Ingest:
         self.store = store
         self.key_for = key_for  # sha256 hex -> content-addressed key of an original
         self.limits = limits or Limits()
-        # upload id -> what this process computed over every byte so far: lost on
-        # restart, when the staged object is re-read once at the end instead.
-        self._streams: dict[str, _Streamed] = {}
+        # Save the hash state with each part (where OpenSSL can be loaded): then
+        # uploads are staged straight at their content address where the store
+        # can, and any process resumes them without reading anything back.
+        self.resumable = hashing.AVAILABLE
+        # upload id -> the stream over its staged parts as this process last saw
+        # it; without a saved state, lost on restart (the staged object is then
+        # re-read once at the end instead).
+        self._streams: dict[str, _Stream] = {}
 
     # -- who is asking ------------------------------------------------------------
 
@@ -208,11 +252,13 @@ class Ingest:
         item = mf.item_id(manifest_text)
         now = self.log.clock()
         existing = await asyncio.to_thread(self._ingested_entry, item)
-        handle = (
-            ""
-            if existing is not None
-            else await asyncio.to_thread(self.store.stage_begin, upload_id)
-        )
+        handle = ""
+        if existing is None:
+            # With a saved hash the upload can be staged at its content address
+            # (S3: no copy at the end); it is completed there only once its
+            # SHA-256 is known to be the manifest's.
+            key = self.key_for(manifest.sha256) if self.resumable else None
+            handle = await asyncio.to_thread(self.store.stage_begin, upload_id, key)
         row: dict[str, Any] = {
             "id": upload_id,
             "device_id": device.id,
@@ -304,36 +350,40 @@ class Ingest:
 
         parts: list[str] = json.loads(row.parts)
         part = _Part(self.store.part_size)
-        streamed = self._streams.pop(upload_id, None)
-        if offset == 0:
-            manifest = mf.parse_manifest(bytes(row.manifest))
-            streamed = _Streamed(
-                hashlib.sha256(), probe.StreamCheck.for_type(manifest.media_type), 0
-            )
-        elif streamed is not None and streamed.offset != offset:
-            streamed = None  # bytes before `offset` went through another process
+        stream = self._stream_of(row, len(parts) * part.size)
         body_hash = hashlib.sha256() if checksum is not None else None
         received = 0
         failure: Exception | None = None
 
         async def stage(data: memoryview) -> None:
             """Copy `data` into the part; stage each part as it fills, and record it."""
+            nonlocal stream
             while data:
                 data = part.fill(data)
                 if part.is_full:
-                    parts.append(
-                        await asyncio.to_thread(
+                    # The part goes to the store while the hash carries on over it.
+                    receipt, carried = await asyncio.gather(
+                        asyncio.to_thread(
                             self.store.stage_part,
                             upload_id,
                             row.stage_handle,
                             len(parts),
                             part.data,
-                        )
+                        ),
+                        asyncio.to_thread(_carry, stream, part.data),
                     )
+                    parts.append(receipt)
+                    stream = carried
                     part.clear()  # only once the part is durable
                     if body_hash is None:
                         await asyncio.to_thread(
-                            self._record, upload_id, writer, len(parts) * part.size, parts, b""
+                            self._record,
+                            upload_id,
+                            writer,
+                            len(parts) * part.size,
+                            parts,
+                            b"",
+                            stream,
                         )
 
         try:
@@ -342,8 +392,6 @@ class Ingest:
                 if offset + received + len(chunk) > row.length:
                     raise TooLarge(f"the upload is {row.length} bytes; this request goes past it")
                 received += len(chunk)
-                if streamed is not None:
-                    streamed.update(chunk)
                 if body_hash is not None:
                     body_hash.update(chunk)
                 await stage(memoryview(chunk))
@@ -359,16 +407,37 @@ class Ingest:
             await asyncio.to_thread(self._release, upload_id, writer)
             raise failure or ChecksumMismatch("the request body does not match its Upload-Checksum")
         new_offset = len(parts) * part.size + len(buffer)
-        await asyncio.to_thread(self._record, upload_id, writer, new_offset, parts, bytes(buffer))
-        if streamed is not None:
-            streamed.offset = new_offset
-            self._streams[upload_id] = streamed
+        await asyncio.to_thread(
+            self._record, upload_id, writer, new_offset, parts, bytes(buffer), stream
+        )
+        if stream is not None:
+            self._streams[upload_id] = stream
         if failure is not None:
             raise failure
         if new_offset == row.length:
-            await self._finish(row, parts, bytes(buffer), streamed)
+            await self._finish(row, parts, bytes(buffer), stream)
             return UploadStatus(row.id, row.length, row.length, stored_utc(row.expires_at), True)
         return UploadStatus(row.id, new_offset, row.length, stored_utc(row.expires_at), False)
+
+    def _stream_of(self, row: Any, staged: int) -> _Stream | None:
+        """The stream over the `staged` bytes of an upload, or None when it is lost.
+
+        From this process's memory, else from the state saved with the parts;
+        a fresh one when nothing is staged yet. None only for an upload whose
+        hash could not be saved and whose bytes went partly through another
+        process (or before a restart): its staged object is re-read at the end.
+        """
+        manifest = mf.parse_manifest(bytes(row.manifest))
+        kept = self._streams.pop(row.id, None)
+        if kept is not None and kept.offset == staged:
+            return kept
+        if row.stream_state is not None:
+            restored = _Stream.restore(row.stream_state, manifest.media_type)
+            if restored.offset == staged:
+                return restored
+        if staged == 0:
+            return _Stream.start(manifest.media_type, resumable=self.resumable)
+        return None
 
     def _claim(self, upload_id: str, offset: int, writer: str) -> None:
         """Become the one request writing this upload (a newer request takes over)."""
@@ -382,13 +451,20 @@ class Ingest:
             raise Conflict(f"upload {upload_id} moved on meanwhile; HEAD it for its offset")
 
     def _record(
-        self, upload_id: str, writer: str, offset: int, parts: list[str], tail: bytes
+        self,
+        upload_id: str,
+        writer: str,
+        offset: int,
+        parts: list[str],
+        tail: bytes,
+        stream: _Stream | None,
     ) -> None:
+        saved = None if stream is None else stream.saved()
         with self.db.write() as conn:
             updated = conn.execute(
                 uploads.update()
                 .where(uploads.c.id == upload_id, uploads.c.writer == writer)
-                .values(offset=offset, parts=json.dumps(parts), tail=tail)
+                .values(offset=offset, parts=json.dumps(parts), tail=tail, stream_state=saved)
             ).rowcount
         if updated != 1:
             raise Conflict(f"another request took over upload {upload_id}")
@@ -404,7 +480,7 @@ class Ingest:
     # -- finishing ------------------------------------------------------------------
 
     async def _finish(
-        self, row: Any, parts: list[str], tail: bytes, streamed: _Streamed | None
+        self, row: Any, parts: list[str], tail: bytes, stream: _Stream | None
     ) -> None:
         """Verify, commit and record an upload whose every byte is durable.
 
@@ -416,7 +492,7 @@ class Ingest:
         manifest = mf.parse_manifest(bytes(row.manifest))
         key = self.key_for(manifest.sha256)
         try:
-            await self._verify_and_commit(row, manifest, parts, tail, streamed, key)
+            created = await self._verify_and_commit(row, manifest, parts, tail, stream, key)
         except VerificationError:
             await self._discard(row)
             raise
@@ -425,8 +501,11 @@ class Ingest:
             if info is None or info.size != row.length:
                 raise
             log.info("upload.committed_before", upload=row.id, item=row.item_id)
+            created = False
         self._streams.pop(row.id, None)
-        await self._record_item(row, manifest, key, row.id)
+        await self._record_item(row, manifest, key, row.id, confirm=not created)
+        if not created:  # parts staged for an object that was there already
+            await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
 
     async def _verify_and_commit(
         self,
@@ -434,44 +513,107 @@ class Ingest:
         manifest: mf.CaptureManifest,
         parts: list[str],
         tail: bytes,
-        streamed: _Streamed | None,
+        stream: _Stream | None,
         key: str,
-    ) -> None:
-        upload_id = row.id
-        if row.length == 0:  # nothing to stage: a store holds no empty part
-            await self._commit_empty(row, manifest, key)
-            return
+    ) -> bool:
+        """Check the bytes against the manifest and commit them at `key`; True if created there.
+
+        Nothing reaches `key` before its SHA-256 is known to be the manifest's.
+        The content check comes before the commit too, except for an upload
+        staged at its key (S3), which cannot be read before it is completed
+        there: its content is checked right after, before it is locked or
+        recorded, and if refused the object is removed again (`_unstore`).
+        """
+        upload_id, handle = row.id, row.stage_handle
+        if not parts:  # every byte is here, in memory: check it all, then store it
+            return await self._commit_in_memory(row, manifest, tail, key)
+        readable = self.store.stage_readable(handle)
+        if stream is not None:
+            stream = await asyncio.to_thread(stream.after, tail)
+        elif not readable:  # never: such an upload is begun only with a saved hash
+            raise IntegrityError(f"upload {upload_id} lost its hash and cannot be read back")
         if tail:  # the last part may be short
             parts = [
                 *parts,
-                await asyncio.to_thread(
-                    self.store.stage_part, upload_id, row.stage_handle, len(parts), tail
-                ),
+                await asyncio.to_thread(self.store.stage_part, upload_id, handle, len(parts), tail),
             ]
-        await asyncio.to_thread(
-            self.store.stage_complete, upload_id, row.stage_handle, parts, row.length
-        )
-        if streamed is not None:
-            digest: str = streamed.hasher.hexdigest()
-        else:  # this process did not see every byte: read them once
+        if readable:
+            await asyncio.to_thread(self.store.stage_complete, upload_id, handle, parts, row.length)
+        if stream is not None:
+            digest: str = stream.hasher.hexdigest()
+        else:  # this process did not see every byte, and no hash was saved: read them once
             digest = await asyncio.to_thread(self._staged_sha256, upload_id)
         _check_digest(digest, manifest)
-        if streamed is not None and streamed.check is not None:
-            streamed.check.finish()  # checked as it streamed: no second read
+        if stream is not None and stream.check is not None:
+            stream.check.finish()  # checked as it streamed: no second read
+            checked = True
         else:
-            await asyncio.to_thread(self._probe, upload_id, manifest)
-        await asyncio.to_thread(
-            self.store.stage_commit, upload_id, key, manifest.sha256, row.length, retain=True
+            checked = False
+        if readable:
+            if not checked:
+                await asyncio.to_thread(self._probe_staged, upload_id, manifest)
+            return await asyncio.to_thread(
+                self.store.stage_commit, upload_id, key, manifest.sha256, row.length, retain=True
+            )
+        created = await asyncio.to_thread(
+            self.store.stage_finish,
+            upload_id,
+            handle,
+            parts,
+            row.length,
+            key,
+            manifest.sha256,
+            retain=False,
         )
+        try:
+            if not checked:
+                try:
+                    await asyncio.to_thread(self._probe_stored, key, manifest)
+                except VerificationError:
+                    if created:
+                        await asyncio.to_thread(self._unstore, key)
+                    raise
+            await asyncio.to_thread(self.store.retain, key)
+        except NotFound as exc:  # the upload that made it refused it meanwhile (`_unstore`)
+            raise StorageUnavailable(f"object store: {key} went as it was committed") from exc
+        return created
 
-    async def _commit_empty(self, row: Any, manifest: mf.CaptureManifest, key: str) -> None:
-        digest = hashlib.sha256(b"").hexdigest()
-        _check_digest(digest, manifest)
+    async def _commit_in_memory(
+        self, row: Any, manifest: mf.CaptureManifest, content: bytes, key: str
+    ) -> bool:
+        """An upload no longer than a part: check and store it in one write."""
+        _check_digest(hashlib.sha256(content).hexdigest(), manifest)
+        source = io.BytesIO(content)
         await asyncio.to_thread(
-            probe.check_content, manifest.kind, manifest.media_type, io.BytesIO(), 0
+            probe.check_content, manifest.kind, manifest.media_type, source, len(content)
         )
-        await asyncio.to_thread(self.store.put, key, b"", digest, retain=True)
-        await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
+        created = await asyncio.to_thread(
+            self.store.put, key, content, manifest.sha256, retain=True
+        )
+        if created:  # else the staging goes once the item is recorded
+            await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
+        return created
+
+    def _unstore(self, key: str) -> None:
+        """Remove an object this upload created at `key` and then refused, unless an item has it.
+
+        Under the log's lock: an upload that found the same bytes at `key`
+        already confirms they are still there in the transaction that records
+        its item (`_record_item`), so the two cannot interleave.
+        """
+
+        def remove(conn: Connection) -> None:
+            used = conn.execute(
+                sa.select(items.c.id).where(items.c.object_key == key).limit(1)
+            ).first()
+            if used is not None:
+                return
+            try:
+                self.store.delete(key)
+            except Forbidden:  # under a lock the bucket sets by default: it stays
+                log.warning("upload.refused_object_kept", key=key)
+
+        self.log.exclusive(remove)
 
     async def _finish_if_ready(self, row: Any) -> Any:
         """An upload whose bytes all arrived but that did not finish (the store or the
@@ -481,10 +623,9 @@ class Ingest:
             return row
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, row.id, row.offset, writer)
-        streamed = self._streams.pop(row.id, None)
-        if streamed is not None and streamed.offset != row.length:
-            streamed = None
-        await self._finish(row, json.loads(row.parts), bytes(row.tail), streamed)
+        parts = json.loads(row.parts)
+        stream = self._stream_of(row, len(parts) * self.store.part_size)
+        await self._finish(row, parts, bytes(row.tail), stream)
         return await asyncio.to_thread(self._load_any, row.id)
 
     def _staged_sha256(self, upload_id: str) -> str:
@@ -493,10 +634,14 @@ class Ingest:
             h.update(chunk)
         return h.hexdigest()
 
-    def _probe(self, upload_id: str, manifest: mf.CaptureManifest) -> None:
-        raw = RangeFile(
-            lambda start, end: self.store.stage_read(upload_id, start, end), manifest.size
-        )
+    def _probe_staged(self, upload_id: str, manifest: mf.CaptureManifest) -> None:
+        self._probe(lambda start, end: self.store.stage_read(upload_id, start, end), manifest)
+
+    def _probe_stored(self, key: str, manifest: mf.CaptureManifest) -> None:
+        self._probe(lambda start, end: self.store.read(key, start, end), manifest)
+
+    def _probe(self, read: ReadRange, manifest: mf.CaptureManifest) -> None:
+        raw = RangeFile(read, manifest.size)
         with io.BufferedReader(raw) as source:
             probe.check_content(manifest.kind, manifest.media_type, source, manifest.size)
 
@@ -512,9 +657,15 @@ class Ingest:
             conn.execute(uploads.delete().where(uploads.c.id == upload_id))
 
     async def _record_item(
-        self, row: Any, manifest: mf.CaptureManifest, key: str, upload_id: str
+        self, row: Any, manifest: mf.CaptureManifest, key: str, upload_id: str, *, confirm: bool
     ) -> int:
-        """Append item.ingested with the item's row, the job and the upload's completion."""
+        """Append item.ingested with the item's row, the job and the upload's completion.
+
+        With `confirm` (the object was at `key` before this upload committed
+        it), the object is checked to be still there inside the append's
+        transaction: the upload that created it may have refused it and be
+        removing it (`_unstore`, under the same lock).
+        """
         now = self.log.clock()
         entry = ItemIngested(
             time=format_time(now),
@@ -529,6 +680,10 @@ class Ingest:
         )
 
         def record(conn: Connection, index: int) -> None:
+            if confirm:
+                info = self.store.stat(key)
+                if info is None or info.size != manifest.size:
+                    raise StorageUnavailable(f"object store: {key} went while it was recorded")
             conn.execute(
                 items.insert().values(
                     id=row.item_id,
@@ -631,6 +786,10 @@ class Ingest:
         if not status.complete:
             await self.receive(device, status.id, 0, _one_chunk(content))
         return await self.receipt(device, status.id)
+
+
+def _carry(stream: _Stream | None, data: bytes | bytearray) -> _Stream | None:
+    return None if stream is None else stream.after(data)
 
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:

@@ -137,13 +137,22 @@ class ObjectStore(Protocol):
     # object is committed under its content address without copying it through
     # the server.
 
-    def stage_begin(self, upload_id: str) -> str:
+    def stage_begin(self, upload_id: str, key: str | None = None) -> str:
         """Start staging the upload `upload_id`; return a handle to keep with the upload.
 
-        The handle is passed back to `stage_part`, `stage_complete` and
-        `stage_abort` (S3: the multipart upload id; local: ""). `Conflict` if
-        `upload_id` is already staged.
+        The handle is passed back to `stage_part`, `stage_complete`,
+        `stage_finish` and `stage_abort` (S3: names the multipart upload; local:
+        ""). With `key`, the content address the upload is expected to end at,
+        a store may stage the parts at that key itself (S3 does), so that
+        `stage_finish` assembles them there without a copy; `stage_readable`
+        then says False: such an upload cannot be read before it is finished.
+        `Conflict` if `upload_id` is already staged.
         """
+        ...
+
+    def stage_readable(self, handle: str) -> bool:
+        """Whether the upload can be completed and read (`stage_complete`, `stage_read`)
+        before it is committed; False when it is staged at its content key."""
         ...
 
     def stage_part(
@@ -198,8 +207,40 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def stage_finish(
+        self,
+        upload_id: str,
+        handle: str,
+        receipts: Sequence[str],
+        size: int,
+        key: str,
+        sha256: str,
+        *,
+        retain: bool,
+    ) -> bool:
+        """Assemble the staged parts as the object at `key`, write-once: complete and commit in one.
+
+        Only for a caller that has checked the SHA-256 of every staged byte
+        (the store checks sizes and the key, not the hash): this is how an
+        upload staged at its content key (`stage_readable` False) is finished.
+        True when the object was created. False when an object of `size` bytes
+        was already at `key` (a retry, or the same bytes from another upload);
+        the staged parts are then left for `stage_abort`. `InvalidInput` for
+        parts that do not match the receipts, `IntegrityError` for an existing
+        object of another size, `NotFound` if nothing is staged or stored.
+        """
+        ...
+
+    def retain(self, key: str) -> None:
+        """Put the object at `key` under retention as an original (see Retention above).
+
+        For an object committed with ``retain=False`` whose content was checked
+        afterwards. Idempotent. `NotFound` if there is no object.
+        """
+        ...
+
     def stage_abort(self, upload_id: str, handle: str) -> None:
-        """Remove everything staged for the upload. Idempotent."""
+        """Remove everything staged for the upload (never a committed object). Idempotent."""
         ...
 
     def stage_list(self) -> list[StagedUpload]:

@@ -166,7 +166,9 @@ class LocalStore:
     def _staged_file(self, upload_id: str) -> Path:
         return self._staging / check_upload_id(upload_id)
 
-    def stage_begin(self, upload_id: str) -> str:
+    def stage_begin(self, upload_id: str, key: str | None = None) -> str:
+        if key is not None:
+            parse_content_key(key)  # a directory stages beside its objects whatever the key
         part_file, staged = self._part_file(upload_id), self._staged_file(upload_id)
         with _disk("starting an upload"):
             if staged.exists():
@@ -296,6 +298,38 @@ class LocalStore:
                 _check_same_size(key, _size_of(target), size)
             self._remove_staged(staged)
         return created
+
+    def stage_readable(self, handle: str) -> bool:
+        return True
+
+    def stage_finish(
+        self,
+        upload_id: str,
+        handle: str,
+        receipts: Sequence[str],
+        size: int,
+        key: str,
+        sha256: str,
+        *,
+        retain: bool,
+    ) -> bool:
+        check_key_for(key, sha256)
+        with contextlib.suppress(NotFound):  # committed before: stage_commit says so
+            self.stage_complete(upload_id, handle, receipts, size)
+        return self.stage_commit(upload_id, key, sha256, size, retain=retain)
+
+    def retain(self, key: str) -> None:
+        path = self._path(key)
+        with _disk(f"retaining {key}"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise NotFound(f"no object {key}") from None
+            try:
+                os.fchmod(fd, ORIGINAL_MODE)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _remove_staged(self, staged: Path) -> None:
         staged.unlink(missing_ok=True)

@@ -104,6 +104,7 @@ _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload", "N
 _NO_LOCK_CODES = frozenset(
     {"ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound", "NotImplemented"}
 )
+_EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _ACCESS_DENIED_CODES = frozenset({"AccessDenied", "Forbidden", "403"})
 
 
@@ -469,34 +470,64 @@ class S3Store:
 
     # -- staging ---------------------------------------------------------------
 
-    def stage_begin(self, upload_id: str) -> str:
+    def _target(self, upload_id: str, handle: str) -> tuple[str, str, bool]:
+        """The S3 key and multipart upload id a handle names, and whether it is staged at its key.
+
+        A handle is the multipart upload id for uploads staged at
+        ``staging/<upload id>``, and ``<content key>#<multipart upload id>`` for
+        uploads staged straight at their content address (content keys never
+        hold a ``#``).
+        """
+        check_upload_id(upload_id)
+        key, sep, multipart = handle.partition("#")
+        if not sep:
+            return self._staging_key(upload_id), handle, False
+        parse_content_key(key)
+        if not multipart:
+            raise InvalidInput("a handle names its content key but no multipart upload")
+        return key, multipart, True
+
+    def stage_begin(self, upload_id: str, key: str | None = None) -> str:
+        """Start a multipart upload at ``staging/<upload id>``, or at `key` itself when given.
+
+        Staged at its key, the upload cannot be read before `stage_finish`, which
+        completes it in place (no copy) and must only be called once the caller
+        knows the SHA-256 of every staged byte: nothing unverified ever appears
+        at a content address.
+        """
         staging = self._staging_key(upload_id)
+        target = staging if key is None else key
+        if key is not None:
+            parse_content_key(key)
         with self._errors("starting an upload"):
             if self._head(staging) is not None or self._multipart_uploads(staging):
                 raise Conflict(f"upload {upload_id} is already staged")
             answer = self._client.create_multipart_upload(
                 Bucket=self.bucket,
-                Key=staging,
+                Key=target,
                 ContentType="application/octet-stream",
                 ChecksumAlgorithm="SHA256",
             )
-        return answer["UploadId"]
+        return answer["UploadId"] if key is None else f"{key}#{answer['UploadId']}"
+
+    def stage_readable(self, handle: str) -> bool:
+        return "#" not in handle
 
     def stage_part(
         self, upload_id: str, handle: str, part_number: int, data: bytes | bytearray
     ) -> str:
-        staging = self._staging_key(upload_id)
         check_part(part_number, data, self.part_size)
         if not handle:
             raise InvalidInput("an S3 upload part needs the handle that stage_begin returned")
+        target, multipart, _ = self._target(upload_id, handle)
         data = bytes(data)  # boto3 wants bytes; the caller may reuse its buffer
         _, checksum = _b64_sha256(data)
         with self._errors("writing an upload part"):
             try:
                 answer = self._client.upload_part(
                     Bucket=self.bucket,
-                    Key=staging,
-                    UploadId=handle,
+                    Key=target,
+                    UploadId=multipart,
                     PartNumber=part_number + 1,
                     Body=data,
                     ChecksumAlgorithm="SHA256",
@@ -506,7 +537,7 @@ class S3Store:
                 # Some stores (moto) answer 500 rather than 404 for an unknown upload.
                 if _is_not_found(exc) or (
                     _status(exc) >= 500
-                    and handle not in {h for h, _ in self._multipart_uploads(staging)}
+                    and multipart not in {h for h, _ in self._multipart_uploads(target)}
                 ):
                     raise NotFound(f"upload {upload_id} is not being staged") from exc
                 raise
@@ -529,6 +560,8 @@ class S3Store:
         receipts_count_matches(receipts, lengths)
         if not handle:
             raise InvalidInput("completing an S3 upload needs the handle that stage_begin returned")
+        if not self.stage_readable(handle):
+            raise InvalidInput(f"upload {upload_id} is staged at its content key: use stage_finish")
         with self._errors("assembling an upload"):
             try:
                 parts = self._list_parts(staging, handle)
@@ -600,7 +633,107 @@ class S3Store:
                 self._delete_every_version(staging)
         return created
 
+    def stage_finish(
+        self,
+        upload_id: str,
+        handle: str,
+        receipts: Sequence[str],
+        size: int,
+        key: str,
+        sha256: str,
+        *,
+        retain: bool,
+    ) -> bool:
+        check_key_for(key, sha256)
+        if self.stage_readable(handle):
+            with contextlib.suppress(NotFound):  # committed before: stage_commit says so
+                self.stage_complete(upload_id, handle, receipts, size)
+            return self.stage_commit(upload_id, key, sha256, size, retain=retain)
+        target, multipart, _ = self._target(upload_id, handle)
+        if target != key:
+            raise InvalidInput(f"upload {upload_id} is staged at {target}, not {key}")
+        lengths = part_lengths(size, self.part_size)
+        receipts_count_matches(receipts, lengths)
+        with self._errors("completing an upload at its content key"):
+            try:
+                parts = self._list_parts(key, multipart)
+            except ClientError as exc:
+                if not _is_not_found(exc):
+                    raise
+                done = self._head(key)
+                if done is None:
+                    raise NotFound(f"upload {upload_id} is not being staged") from exc
+                _check_same_size(key, done["ContentLength"], size)
+                created = False  # completed before: a retry
+            else:
+                _check_parts(parts, lengths, receipts, size)
+                created = self._complete_once(key, multipart, parts, size)
+            if retain and self._is_lock_enabled():
+                self._ensure_retention(key)
+        return created
+
+    def _complete_once(self, key: str, multipart: str, parts: list[PartTypeDef], size: int) -> bool:
+        """Complete the multipart upload at `key` unless an object is there (inside `_errors`).
+
+        True when this call created the object. When one was there already, the
+        multipart upload is left open (`stage_abort` removes it) and False is
+        returned if the object has `size` bytes. A store without conditional
+        writes gets a HEAD first instead (see `_put_once`).
+        """
+        if size == 0:  # S3 cannot complete a multipart upload of no parts
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=multipart)
+            created = self._put_once({"Bucket": self.bucket, "Key": key, "Body": b""})
+        else:
+            completion: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": multipart,
+                "MultipartUpload": {"Parts": [_completed_part(part) for part in parts]},
+            }
+            created = True
+            if self._conditional_writes:
+                try:
+                    self._client.complete_multipart_upload(**completion, IfNoneMatch="*")
+                except ClientError as exc:
+                    code, status = _code(exc), _status(exc)
+                    if status == 412 or code in _EXISTS_CODES:
+                        created = False
+                    elif status == 501 or code == "NotImplemented":
+                        self._conditional_writes = False
+                        log.warning("storage.s3.conditional_writes_unsupported", bucket=self.bucket)
+                    else:
+                        raise
+            if not self._conditional_writes:
+                created = self._head(key) is None
+                if created:
+                    self._client.complete_multipart_upload(**completion)
+        done = self._head(key)
+        if done is None:
+            raise StorageUnavailable(f"object store: {key} is being written concurrently; retry")
+        _check_same_size(key, done["ContentLength"], size)
+        return created
+
+    def retain(self, key: str) -> None:
+        parse_content_key(key)
+        with self._errors(f"retaining {key}"):
+            if self._head(key) is None:
+                raise NotFound(f"no object {key}")
+            if self._is_lock_enabled():
+                self._ensure_retention(key)
+
     def stage_abort(self, upload_id: str, handle: str) -> None:
+        if handle and not self.stage_readable(handle):
+            # Staged at its content key: only the multipart upload goes, never the object.
+            target, multipart, _ = self._target(upload_id, handle)
+            with self._errors("aborting an upload"):
+                try:
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=target, UploadId=multipart
+                    )
+                except ClientError as exc:
+                    if not _is_not_found(exc):
+                        raise
+            return
         staging = self._staging_key(upload_id)
         with self._errors("aborting an upload"):
             handles = [handle] if handle else [h for h, _ in self._multipart_uploads(staging)]

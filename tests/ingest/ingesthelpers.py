@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +112,7 @@ async def patch(
 ) -> Any:
     return await client.patch(
         location,
-        data=data,
+        data=io.BytesIO(data) if len(data) > 1 << 20 else data,  # aiohttp warns of big bytes
         headers={
             **TUS,
             **kit.auth,

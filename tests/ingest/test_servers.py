@@ -311,8 +311,12 @@ def test_an_object_store_gone_mid_upload_is_503_and_the_upload_resumes_after(
             assert offset == row.offset == len(parts) * SERVER_PART + len(tail)
             assert first <= offset <= second
             assert tail == content[len(parts) * SERVER_PART : offset]
+            # Staged at its content address, which holds nothing until it is finished.
+            key, _, multipart = row.stage_handle.partition("#")
+            assert key == content_key("originals", hashlib.sha256(content).hexdigest())
+            assert "Contents" not in deployment.s3.list_objects_v2(Bucket=deployment.bucket)
             staged = deployment.s3.list_parts(
-                Bucket=deployment.bucket, Key=f"staging/{upload_id}", UploadId=row.stage_handle
+                Bucket=deployment.bucket, Key=key, UploadId=multipart
             )["Parts"]
             assert [p.get("ETag") for p in staged[: len(parts)]] == parts
             assert all(p.get("Size") == SERVER_PART for p in staged[: len(parts)])

@@ -31,7 +31,7 @@ from storehelpers import (
     upload_id,
 )
 
-from evidence.errors import Forbidden, InvalidInput, StorageUnavailable
+from evidence.errors import Forbidden, InvalidInput, NotFound, StorageUnavailable
 from evidence.storage import S3_MIN_PART_SIZE
 from evidence.storage.s3 import DEFAULT_RETENTION_DAYS, S3Store
 
@@ -201,18 +201,16 @@ def test_a_missing_bucket_is_unavailable_and_named(moto_url: str) -> None:
     store.close()
 
 
-def test_a_store_without_conditional_writes_falls_back_to_head_then_put(
-    s3_admin: S3Client, moto_url: str
-) -> None:
-    """Older S3-compatible stores answer 501 to If-None-Match on PUT."""
-    bucket = new_bucket(s3_admin, lock=False)
-    client = _client(moto_url)
+def _without_conditional_writes(client: S3Client, operation: str) -> list[str]:
+    """Make `client` answer 501 to `operation` with If-None-Match, as older stores do.
+
+    Returns the list of the paths refused so (to count how often it was asked)."""
     refused: list[str] = []
 
     class NotImplementedAnswer:
         status_code = 501
 
-    def no_conditional_put(params: dict[str, Any], **kwargs: Any) -> object:
+    def no_conditional(params: dict[str, Any], **kwargs: Any) -> object:
         if params["headers"].get("If-None-Match") is None:
             return None
         refused.append(params["url_path"])
@@ -220,9 +218,19 @@ def test_a_store_without_conditional_writes_falls_back_to_head_then_put(
         return NotImplementedAnswer(), {"Error": error, "ResponseMetadata": {}}
 
     client.meta.events.register(
-        "before-call.s3.PutObject",
-        no_conditional_put,  # type: ignore[arg-type]  # botocore: a handler may answer
+        f"before-call.s3.{operation}",
+        no_conditional,  # type: ignore[arg-type]  # botocore: a handler may answer
     )
+    return refused
+
+
+def test_a_store_without_conditional_writes_falls_back_to_head_then_put(
+    s3_admin: S3Client, moto_url: str
+) -> None:
+    """Older S3-compatible stores answer 501 to If-None-Match on PUT."""
+    bucket = new_bucket(s3_admin, lock=False)
+    client = _client(moto_url)
+    refused = _without_conditional_writes(client, "PutObject")
     store = S3Store(bucket, client=client, part_size=PART)
     key = original_key(SMALL)
     assert store.put(key, SMALL, sha(SMALL), retain=True) is True
@@ -240,4 +248,87 @@ def test_s3_parts_respect_s3_limits() -> None:
     assert (store.part_size, store.retention_days) == (8 * 1024 * 1024, DEFAULT_RETENTION_DAYS)
     with pytest.raises(InvalidInput):
         store.stage_part(upload_id(4), "", 0, b"x")  # no handle: checked before any request
+    store.close()
+
+
+# -- staged at the content key ------------------------------------------------------------
+
+
+def _stage_at_key(store: S3Store, uid: str, data: bytes) -> tuple[str, list[str], str]:
+    key = original_key(data)
+    handle = store.stage_begin(uid, key)
+    parts = [data[i : i + store.part_size] for i in range(0, len(data), store.part_size)]
+    return handle, [store.stage_part(uid, handle, n, p) for n, p in enumerate(parts)], key
+
+
+def test_an_upload_staged_at_its_key_is_unreadable_until_finished_and_then_locked(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client
+) -> None:
+    store, bucket = locked_store
+    uid = upload_id(60)
+    handle, receipts, key = _stage_at_key(store, uid, LARGE)
+    assert not store.stage_readable(handle)
+    assert _versions(s3_admin, bucket, "") == []  # nothing under staging/, nothing at the key
+    with pytest.raises(NotFound):
+        read_all(store.stage_read(uid))
+    with pytest.raises(InvalidInput, match="stage_finish"):
+        store.stage_complete(uid, handle, receipts, len(LARGE))
+    assert store.stage_finish(uid, handle, receipts, len(LARGE), key, sha(LARGE), retain=True)
+    _assert_locked_for(s3_admin, bucket, key, 30)
+    assert _versions(s3_admin, bucket, "") == [key]  # no copy, no staging object
+    assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_finishing_where_an_object_is_leaves_the_parts_for_the_abort(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client
+) -> None:
+    store, bucket = locked_store
+    first, second = upload_id(61), upload_id(62)
+    handle1, receipts1, key = _stage_at_key(store, first, SMALL)
+    handle2, receipts2, _ = _stage_at_key(store, second, SMALL)
+    assert store.stage_finish(first, handle1, receipts1, len(SMALL), key, sha(SMALL), retain=False)
+    assert not store.stage_finish(
+        second, handle2, receipts2, len(SMALL), key, sha(SMALL), retain=False
+    )
+    assert len(s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+    store.stage_abort(second, handle2)
+    store.stage_abort(second, handle2)  # idempotent
+    assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert _versions(s3_admin, bucket, "") == [key]
+    assert "ObjectLockMode" not in s3_admin.head_object(Bucket=bucket, Key=key)  # retain=False
+    store.retain(key)
+    _assert_locked_for(s3_admin, bucket, key, 30)
+
+
+@pytest.mark.parametrize(
+    "handle",
+    ["originals/sha256/00/00/x#abc", f"{original_key(SMALL)}#", f"staging/{'0' * 32}#abc"],
+)
+def test_a_handle_naming_something_other_than_a_content_key_is_refused(
+    locked_store: tuple[S3Store, str], handle: str
+) -> None:
+    store, _ = locked_store
+    with pytest.raises(InvalidInput):
+        store.stage_part(upload_id(63), handle, 0, SMALL)
+    with pytest.raises(InvalidInput):
+        store.stage_abort(upload_id(63), handle)
+
+
+def test_finishing_at_the_key_without_conditional_writes_heads_first(
+    s3_admin: S3Client, moto_url: str
+) -> None:
+    """A store that answers 501 to If-None-Match on CompleteMultipartUpload."""
+    bucket = new_bucket(s3_admin, lock=False)
+    client = _client(moto_url)
+    refused = _without_conditional_writes(client, "CompleteMultipartUpload")
+    store = S3Store(bucket, client=client, part_size=PART)
+    handle1, receipts1, key = _stage_at_key(store, upload_id(64), LARGE)
+    handle2, receipts2, _ = _stage_at_key(store, upload_id(65), LARGE)
+    size, digest = len(LARGE), sha(LARGE)
+    first, second = upload_id(64), upload_id(65)
+    assert store.stage_finish(first, handle1, receipts1, size, key, digest, retain=False)
+    assert not store.stage_finish(second, handle2, receipts2, size, key, digest, retain=False)
+    assert len(refused) == 1  # asked once, then remembered
+    assert read_all(store.read(key)) == LARGE
+    store.stage_abort(upload_id(65), handle2)
     store.close()

@@ -24,8 +24,15 @@ from storehelpers import (
     upload_id,
 )
 
-from evidence.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from evidence.storage import CHUNK_SIZE, MAX_PARTS, ObjectInfo, content_key, parse_content_key
+from evidence.errors import Conflict, Forbidden, IntegrityError, InvalidInput, NotFound
+from evidence.storage import (
+    CHUNK_SIZE,
+    MAX_PARTS,
+    ObjectInfo,
+    ObjectStore,
+    content_key,
+    parse_content_key,
+)
 
 SMALL = blob(1000, seed=1)
 THREE_PARTS = blob(2 * PART + 1234, seed=2)  # two full parts and a short last one
@@ -489,3 +496,102 @@ def test_a_64_mib_object_streams_in_bounded_memory(backend: Backend) -> None:
     assert object_hash == digest.hexdigest()
     assert largest <= CHUNK_SIZE
     assert peak < 8 * CHUNK_SIZE, f"streaming {BIG} bytes peaked at {peak} bytes"
+
+
+# -- finishing in one step, staged at the content key where the store can ----------
+
+
+def stage_at_key(store: ObjectStore, uid: str, data: bytes) -> tuple[str, list[str], str]:
+    """Stage `data` as upload `uid` toward its original's content key; (handle, receipts, key)."""
+    key = original_key(data)
+    handle = store.stage_begin(uid, key)
+    receipts = [
+        store.stage_part(uid, handle, number, part)
+        for number, part in enumerate(split(data, store.part_size))
+    ]
+    return handle, receipts, key
+
+
+@pytest.mark.parametrize("data", [SMALL, THREE_PARTS], ids=["one part", "three parts"])
+def test_finish_assembles_the_parts_at_the_content_key(backend: Backend, data: bytes) -> None:
+    store, uid = backend.store, upload_id(40)
+    handle, receipts, key = stage_at_key(store, uid, data)
+    assert store.stat(key) is None  # nothing at the content key before it is finished
+    assert store.stage_finish(uid, handle, receipts, len(data), key, sha(data), retain=True)
+    assert read_all(store.read(key)) == data
+    assert backend.copies(key) == 1
+    # A retry (say after a crash before the caller recorded it) reports it there.
+    assert not store.stage_finish(uid, handle, receipts, len(data), key, sha(data), retain=True)
+    store.stage_abort(uid, handle)
+    assert read_all(store.read(key)) == data  # an abort never removes a finished object
+    assert store.stage_list() == []
+
+
+def test_finish_of_the_same_bytes_again_keeps_the_first_until_aborted(backend: Backend) -> None:
+    store = backend.store
+    first, second = upload_id(41), upload_id(42)
+    handle1, receipts1, key = stage_at_key(store, first, THREE_PARTS)
+    handle2, receipts2, _ = stage_at_key(store, second, THREE_PARTS)
+    size, digest = len(THREE_PARTS), sha(THREE_PARTS)
+    assert store.stage_finish(first, handle1, receipts1, size, key, digest, retain=False)
+    assert not store.stage_finish(second, handle2, receipts2, size, key, digest, retain=False)
+    store.stage_abort(second, handle2)
+    assert backend.copies(key) == 1
+    assert read_all(store.read(key)) == THREE_PARTS
+
+
+def test_finish_never_overwrites_an_object_of_another_size(backend: Backend) -> None:
+    store, uid = backend.store, upload_id(43)
+    handle, receipts, key = stage_at_key(store, uid, THREE_PARTS)
+    backend.plant(key, b"something else")
+    with pytest.raises(IntegrityError):
+        store.stage_finish(
+            uid, handle, receipts, len(THREE_PARTS), key, sha(THREE_PARTS), retain=True
+        )
+    assert read_all(store.read(key)) == b"something else"
+    store.stage_abort(uid, handle)
+    assert read_all(store.read(key)) == b"something else"
+
+
+def test_finish_with_a_part_missing_or_the_wrong_key_is_refused(backend: Backend) -> None:
+    store, uid = backend.store, upload_id(44)
+    handle, receipts, key = stage_at_key(store, uid, THREE_PARTS)
+    size, digest = len(THREE_PARTS), sha(THREE_PARTS)
+    with pytest.raises(InvalidInput):
+        store.stage_finish(uid, handle, receipts[:-1], size, key, digest, retain=True)
+    with pytest.raises(InvalidInput):
+        store.stage_finish(uid, handle, receipts, size, original_key(b"x"), digest, retain=True)
+    assert store.stat(key) is None
+    store.stage_abort(uid, handle)
+    with pytest.raises(NotFound):
+        store.stage_finish(uid, handle, receipts, size, key, digest, retain=True)
+    assert store.stat(key) is None
+
+
+def test_retain_puts_a_checked_object_under_retention(backend: Backend) -> None:
+    store, uid = backend.store, upload_id(45)
+    handle, receipts, key = stage_at_key(store, uid, SMALL)
+    assert store.stage_finish(uid, handle, receipts, len(SMALL), key, sha(SMALL), retain=False)
+    store.retain(key)
+    store.retain(key)  # idempotent
+    info = store.stat(key)
+    assert info is not None
+    if backend.name == "s3-locked":
+        assert info.retention is not None
+        assert info.retention.mode == "COMPLIANCE"
+        with pytest.raises(Forbidden):
+            store.delete(key)
+    with pytest.raises(NotFound):
+        store.retain(original_key(b"never stored"))
+
+
+def test_finish_of_an_upload_staged_without_a_key_completes_and_commits(backend: Backend) -> None:
+    store, uid = backend.store, upload_id(46)
+    handle = store.stage_begin(uid)
+    assert store.stage_readable(handle)
+    receipts = [store.stage_part(uid, handle, n, part) for n, part in enumerate(split(THREE_PARTS))]
+    key, size, digest = original_key(THREE_PARTS), len(THREE_PARTS), sha(THREE_PARTS)
+    assert store.stage_finish(uid, handle, receipts, size, key, digest, retain=True)
+    assert not store.stage_finish(uid, handle, receipts, size, key, digest, retain=True)
+    assert read_all(store.read(key)) == THREE_PARTS
+    assert store.stage_list() == []

@@ -50,6 +50,9 @@ def serve(host: str | None, port: str | None, config_file: Path | None) -> None:
     settings = Settings.load(config_file=config_file, overrides={"host": host, "port": port})
     configure_logging(settings.log_level, settings.log_format)
     from evidence.app import create_app  # imported late: `log verify` needs none of it
+    from evidence.memory import return_large_blocks
+
+    return_large_blocks()
 
     asyncio.run(_serve(create_app(settings), settings))
 

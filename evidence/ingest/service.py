@@ -61,6 +61,7 @@ from evidence.errors import (
 )
 from evidence.ingest import hashing, probe
 from evidence.ingest.rangefile import RangeFile, ReadRange
+from evidence.ingest.staging import PartStager
 from evidence.people import actor_for_device
 from evidence.policy import is_allowed
 from evidence.registry import Device, case_exists, device_for_token
@@ -121,41 +122,6 @@ class _Stream:
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IntegrityError(f"an upload's saved hash state is damaged: {exc}") from exc
         return cls(hasher, check, hasher.length)
-
-
-class _Part:
-    """The part being filled: one buffer of the store's part size, each byte copied in once.
-
-    If staging a full part fails, the bytes not yet copied in wait in `spill`,
-    so that what arrived is kept as the upload's tail all the same.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data = bytearray(size)
-        self.filled = 0
-        self.spill = bytearray()
-
-    @property
-    def is_full(self) -> bool:
-        return self.filled == self.size
-
-    def fill(self, data: memoryview) -> memoryview:
-        """Copy what fits of `data`; return the rest (kept in `spill` until the part empties)."""
-        n = min(len(data), self.size - self.filled)
-        self.data[self.filled : self.filled + n] = data[:n]
-        self.filled += n
-        rest = data[n:]
-        self.spill = bytearray(rest)  # dropped by clear(); kept if staging fails
-        return rest
-
-    def clear(self) -> None:
-        self.filled = 0
-        self.spill = bytearray()
-
-    def tail(self) -> bytes:
-        """Every byte received and not staged: the part so far, and any spill."""
-        return bytes(self.data[: self.filled]) + bytes(self.spill)
 
 
 @dataclass(frozen=True)
@@ -348,74 +314,53 @@ class Ingest:
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, upload_id, offset, writer)
 
-        parts: list[str] = json.loads(row.parts)
-        part = _Part(self.store.part_size)
-        stream = self._stream_of(row, len(parts) * part.size)
         body_hash = hashlib.sha256() if checksum is not None else None
+
+        async def settled(parts: list[str], stream: _Stream | None) -> None:
+            size = len(parts) * self.store.part_size
+            await asyncio.to_thread(self._record, upload_id, writer, size, parts, b"", stream)
+
+        parts: list[str] = json.loads(row.parts)
+        stager = PartStager(
+            self.store.part_size,
+            parts,
+            self._stream_of(row, len(parts) * self.store.part_size),
+            lambda number, data: self.store.stage_part(upload_id, row.stage_handle, number, data),
+            _carry,
+            # With a checksum, nothing is recorded before the whole body is known good.
+            settled if body_hash is None else None,
+        )
         received = 0
-        failure: Exception | None = None
-
-        async def stage(data: memoryview) -> None:
-            """Copy `data` into the part; stage each part as it fills, and record it."""
-            nonlocal stream
-            while data:
-                data = part.fill(data)
-                if part.is_full:
-                    # The part goes to the store while the hash carries on over it.
-                    receipt, carried = await asyncio.gather(
-                        asyncio.to_thread(
-                            self.store.stage_part,
-                            upload_id,
-                            row.stage_handle,
-                            len(parts),
-                            part.data,
-                        ),
-                        asyncio.to_thread(_carry, stream, part.data),
-                    )
-                    parts.append(receipt)
-                    stream = carried
-                    part.clear()  # only once the part is durable
-                    if body_hash is None:
-                        await asyncio.to_thread(
-                            self._record,
-                            upload_id,
-                            writer,
-                            len(parts) * part.size,
-                            parts,
-                            b"",
-                            stream,
-                        )
-
+        failure: BaseException | None = None
         try:
-            await stage(memoryview(bytes(row.tail)))  # the tail kept by the last request
+            await stager.feed(memoryview(bytes(row.tail)))  # the tail kept by the last request
             async for chunk in body:
                 if offset + received + len(chunk) > row.length:
                     raise TooLarge(f"the upload is {row.length} bytes; this request goes past it")
                 received += len(chunk)
                 if body_hash is not None:
                     body_hash.update(chunk)
-                await stage(memoryview(chunk))
-        except Conflict:
-            raise  # a newer request owns the upload now: it records, not this one
+                await stager.feed(memoryview(chunk))
         except Exception as exc:
             if _is_disconnect(exc):  # the device lost its connection: keep what arrived
                 log.info("upload.interrupted", upload=upload_id, received=received)
             else:
                 failure = exc  # too much data, the store down...: keep what is durable
-        buffer = part.tail()
+        failure = await stager.drain() or failure
+        if isinstance(failure, Conflict):
+            raise failure  # a newer request owns the upload now: it records, not this one
+        buffer, stream = stager.tail(), stager.stream
         if body_hash is not None and (failure is not None or body_hash.digest() != checksum):
             await asyncio.to_thread(self._release, upload_id, writer)
             raise failure or ChecksumMismatch("the request body does not match its Upload-Checksum")
-        new_offset = len(parts) * part.size + len(buffer)
-        await asyncio.to_thread(
-            self._record, upload_id, writer, new_offset, parts, bytes(buffer), stream
-        )
+        new_offset = stager.settled_bytes + len(buffer)
+        await asyncio.to_thread(self._record, upload_id, writer, new_offset, parts, buffer, stream)
         if stream is not None:
             self._streams[upload_id] = stream
         if failure is not None:
             raise failure
         if new_offset == row.length:
-            await self._finish(row, parts, bytes(buffer), stream)
+            await self._finish(row, parts, buffer, stream)
             return UploadStatus(row.id, row.length, row.length, stored_utc(row.expires_at), True)
         return UploadStatus(row.id, new_offset, row.length, stored_utc(row.expires_at), False)
 

@@ -138,7 +138,7 @@ def _is_not_found(exc: ClientError) -> bool:
     return _code(exc) in _NOT_FOUND_CODES or (_status(exc) == 404 and _code(exc) != "NoSuchBucket")
 
 
-def _b64_sha256(data: bytes) -> tuple[str, str]:
+def _b64_sha256(data: bytes | bytearray) -> tuple[str, str]:
     """The hex and base64 forms of SHA-256(`data`)."""
     digest = hashlib.sha256(data).digest()
     return digest.hex(), base64.b64encode(digest).decode("ascii")
@@ -520,7 +520,8 @@ class S3Store:
         if not handle:
             raise InvalidInput("an S3 upload part needs the handle that stage_begin returned")
         target, multipart, _ = self._target(upload_id, handle)
-        data = bytes(data)  # boto3 wants bytes; the caller may reuse its buffer
+        # Sent as it is (botocore takes a bytearray): the caller keeps the buffer
+        # untouched until this returns, retries included, and reuses it after.
         _, checksum = _b64_sha256(data)
         with self._errors("writing an upload part"):
             try:
@@ -529,7 +530,7 @@ class S3Store:
                     Key=target,
                     UploadId=multipart,
                     PartNumber=part_number + 1,
-                    Body=data,
+                    Body=data,  # type: ignore[arg-type]  # botocore takes bytearray; stubs say bytes
                     ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=checksum,
                 )

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -133,11 +134,14 @@ uploads = Table(
     # so that any process can resume the hash (evidence.ingest.hashing); null
     # where the hash cannot be saved (then kept in the receiving process only).
     Column("stream_state", Text, nullable=True),
+    # The manifest's SHA-256 (null in rows from before migration 0005).
+    Column("sha256", Text, nullable=True),
     Column("writer", Text, nullable=True),  # fencing token of the request now writing
     Column("state", Text, nullable=False),  # receiving | complete
     Column("entry", BigInteger, nullable=True),  # the item's item.ingested, once complete
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("uploads_sha256", "sha256"),
 )
 
 # Work for the transcoding workers (issue 5); ingest only queues it.

@@ -129,7 +129,14 @@ class ResumableSha256:
 
     @classmethod
     def restore(cls, state: str) -> ResumableSha256:
-        """The hasher `export` described. `ValueError` for anything malformed."""
+        """The hasher `export` described. `ValueError` for anything malformed;
+        `RuntimeError` where the library did not pass the check at import."""
+        if not AVAILABLE:
+            raise RuntimeError("OpenSSL's SHA256 functions did not pass the check here")
+        return cls._restore(state)
+
+    @classmethod
+    def _restore(cls, state: str) -> ResumableSha256:
         words_hex, length_text, pending_hex = state.split(":")
         words = bytes.fromhex(words_hex)
         length = int(length_text)
@@ -161,7 +168,7 @@ def _works() -> bool:
         for split in (0, 1, 63, 64, 65, 640, 1000, len(data)):
             first = ResumableSha256()
             first.update(data[:split])
-            second = ResumableSha256.restore(first.export())
+            second = ResumableSha256._restore(first.export())
             second.update(bytearray(data[split:]))
             if second.hexdigest() != hashlib.sha256(data).hexdigest():
                 return False

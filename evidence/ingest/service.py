@@ -7,16 +7,23 @@ The order of events is what makes an item trustworthy:
    device's key, the case exists, the declared length is the manifest's size
    and within the limit, and the kind may have that media type.
 2. While bytes arrive: they are staged in the object store in fixed-size
-   parts; the bytes after the last whole part (the tail) are kept in the
-   database. The offset an upload reports counts only bytes that are durable
-   in one or the other, so any server process can resume it. The SHA-256 is
-   computed as the bytes stream; a server that did not see every byte (a
-   restart, another process) re-reads the staged object once at the end.
-3. At completion: the SHA-256 must equal the manifest's and the content must
-   be what the manifest says; only then is the object committed under its
-   content address (object lock where the store has it), and only after
-   that is `item.ingested` appended to the custody log, in one transaction
-   with the item's row, the upload's completion and the review-copy job.
+   parts (S3: at the content address the manifest names, as a multipart
+   upload that nothing can read until it is completed); the bytes after the
+   last whole part (the tail) are kept in the database. The offset an upload
+   reports counts only bytes that are durable in one or the other, so any
+   server process can resume it. The SHA-256 is carried over each part as it
+   is staged and saved with it, so a process that resumes an upload carries
+   it on without reading anything back (where OpenSSL cannot be loaded, the
+   hash lives in memory, and a process that did not see every byte re-reads
+   the staged object once at the end). docs/decisions/0009.
+3. At completion: the SHA-256 must equal the manifest's before anything
+   reaches the content address; the content must be what the manifest says
+   (checked as it streamed, in memory, on the staged object, or, for an
+   upload staged at its content address, on the completed object before it
+   is locked); only then is the object locked where the store has object
+   lock, and only after that is `item.ingested` appended to the custody log,
+   in one transaction with the item's row, the upload's completion and the
+   review-copy job.
 
 Any refusal leaves nothing behind: no entry, no item, staging removed.
 """
@@ -65,7 +72,7 @@ from evidence.ingest.staging import PartStager
 from evidence.people import actor_for_device
 from evidence.policy import is_allowed
 from evidence.registry import Device, case_exists, device_for_token
-from evidence.storage import ObjectStore
+from evidence.storage import ObjectStore, parse_content_key
 
 log = structlog.get_logger(__name__)
 
@@ -236,6 +243,7 @@ class Ingest:
             "parts": "[]",
             "tail": b"",
             "stage_handle": handle,
+            "sha256": manifest.sha256,
             "writer": None,
             "state": "complete" if existing is not None else "receiving",
             "entry": existing,
@@ -324,7 +332,7 @@ class Ingest:
         stager = PartStager(
             self.store.part_size,
             parts,
-            self._stream_of(row, len(parts) * self.store.part_size),
+            self._stream_of(row, self._staged_bytes(parts, row.length)),
             lambda number, data: self.store.stage_part(upload_id, row.stage_handle, number, data),
             _carry,
             # With a checksum, nothing is recorded before the whole body is known good.
@@ -360,7 +368,7 @@ class Ingest:
         if failure is not None:
             raise failure
         if new_offset == row.length:
-            await self._finish(row, parts, buffer, stream)
+            await self._finish(row, writer, parts, buffer, stream)
             return UploadStatus(row.id, row.length, row.length, stored_utc(row.expires_at), True)
         return UploadStatus(row.id, new_offset, row.length, stored_utc(row.expires_at), False)
 
@@ -425,23 +433,29 @@ class Ingest:
     # -- finishing ------------------------------------------------------------------
 
     async def _finish(
-        self, row: Any, parts: list[str], tail: bytes, stream: _Stream | None
+        self, row: Any, writer: str, parts: list[str], tail: bytes, stream: _Stream | None
     ) -> None:
         """Verify, commit and record an upload whose every byte is durable.
 
         Safe to repeat after a failure at any step (the store down, a crash):
-        each step is idempotent, and if the staging is gone while the row is
-        still here, an earlier attempt verified and committed the object and
-        stopped before the log, so only the recording is left to do.
+        each step is idempotent. The last, short part is recorded once staged,
+        so a retry never stages it again over an upload already assembled. If
+        the staging is gone while the row is still here: for an upload staged
+        beside its key, an earlier attempt checked, committed and locked the
+        object and stopped before the log, so only the recording is left; an
+        upload staged at its key whose parts the store no longer has starts
+        again from offset 0 (`_restart`).
         """
         manifest = mf.parse_manifest(bytes(row.manifest))
         key = self.key_for(manifest.sha256)
         try:
-            created = await self._verify_and_commit(row, manifest, parts, tail, stream, key)
+            created = await self._verify_and_commit(row, writer, manifest, parts, tail, stream, key)
         except VerificationError:
             await self._discard(row)
             raise
         except NotFound:
+            if parts and not self.store.stage_readable(row.stage_handle):
+                await self._restart(row, writer, key)
             info = await asyncio.to_thread(self.store.stat, key)
             if info is None or info.size != row.length:
                 raise
@@ -452,9 +466,36 @@ class Ingest:
         if not created:  # parts staged for an object that was there already
             await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
 
+    async def _restart(self, row: Any, writer: str, key: str) -> None:
+        """The store lost the staged parts and holds no object for them: begin again at 0."""
+        handle = await asyncio.to_thread(self.store.stage_begin, row.id, key)
+
+        def reset() -> None:
+            with self.db.write() as conn:
+                conn.execute(
+                    uploads.update()
+                    .where(uploads.c.id == row.id, uploads.c.writer == writer)
+                    .values(
+                        offset=0,
+                        parts="[]",
+                        tail=b"",
+                        stream_state=None,
+                        stage_handle=handle,
+                        writer=None,
+                    )
+                )
+
+        await asyncio.to_thread(reset)
+        self._streams.pop(row.id, None)
+        log.warning("upload.restarted", upload=row.id, item=row.item_id)
+        raise StorageUnavailable(
+            f"object store: the parts of upload {row.id} were lost; send it again from offset 0"
+        )
+
     async def _verify_and_commit(
         self,
         row: Any,
+        writer: str,
         manifest: mf.CaptureManifest,
         parts: list[str],
         tail: bytes,
@@ -473,15 +514,15 @@ class Ingest:
         if not parts:  # every byte is here, in memory: check it all, then store it
             return await self._commit_in_memory(row, manifest, tail, key)
         readable = self.store.stage_readable(handle)
-        if stream is not None:
-            stream = await asyncio.to_thread(stream.after, tail)
-        elif not readable:  # never: such an upload is begun only with a saved hash
+        if stream is None and not readable:  # never: such uploads are begun with a saved hash
             raise IntegrityError(f"upload {upload_id} lost its hash and cannot be read back")
-        if tail:  # the last part may be short
-            parts = [
-                *parts,
-                await asyncio.to_thread(self.store.stage_part, upload_id, handle, len(parts), tail),
-            ]
+        if tail:  # the last part may be short: staged, then recorded like the others
+            receipt = await asyncio.to_thread(
+                self.store.stage_part, upload_id, handle, len(parts), tail
+            )
+            parts = [*parts, receipt]
+            stream = await asyncio.to_thread(_carry, stream, tail)
+            await asyncio.to_thread(self._record, upload_id, writer, row.length, parts, b"", stream)
         if readable:
             await asyncio.to_thread(self.store.stage_complete, upload_id, handle, parts, row.length)
         if stream is not None:
@@ -515,11 +556,10 @@ class Ingest:
                 try:
                     await asyncio.to_thread(self._probe_stored, key, manifest)
                 except VerificationError:
-                    if created:
-                        await asyncio.to_thread(self._unstore, key)
+                    await asyncio.to_thread(self._unstore, key, upload_id)
                     raise
             await asyncio.to_thread(self.store.retain, key)
-        except NotFound as exc:  # the upload that made it refused it meanwhile (`_unstore`)
+        except NotFound as exc:  # removed from outside meanwhile: retry
             raise StorageUnavailable(f"object store: {key} went as it was committed") from exc
         return created
 
@@ -539,26 +579,43 @@ class Ingest:
             await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
         return created
 
-    def _unstore(self, key: str) -> None:
-        """Remove an object this upload created at `key` and then refused, unless an item has it.
+    def _unstore(self, key: str, upload_id: str) -> bool:
+        """Remove the object at `key` unless an item holds it or another upload is headed for it.
 
-        Under the log's lock: an upload that found the same bytes at `key`
-        already confirms they are still there in the transaction that records
-        its item (`_record_item`), so the two cannot interleave.
+        For an upload refused, expired or terminated after its bytes may have
+        reached `key` (completed there before the content check, or committed
+        before a crash). Under the log's lock, so that it cannot interleave
+        with an append recording an item for `key`; and an upload of the same
+        bytes still in progress (its row is 'receiving' until the append that
+        records it) keeps the object for it. True if removed.
         """
+        _, sha256 = parse_content_key(key)
 
-        def remove(conn: Connection) -> None:
+        def remove(conn: Connection) -> bool:
             used = conn.execute(
                 sa.select(items.c.id).where(items.c.object_key == key).limit(1)
             ).first()
-            if used is not None:
-                return
+            headed = conn.execute(
+                sa.select(uploads.c.id)
+                .where(
+                    uploads.c.sha256 == sha256,
+                    uploads.c.state == "receiving",
+                    uploads.c.id != upload_id,
+                )
+                .limit(1)
+            ).first()
+            if used is not None or headed is not None:
+                return False
             try:
-                self.store.delete(key)
+                return self.store.delete(key)
             except Forbidden:  # under a lock the bucket sets by default: it stays
-                log.warning("upload.refused_object_kept", key=key)
+                log.warning("upload.refused_object_kept", key=key, upload=upload_id)
+                return False
 
-        self.log.exclusive(remove)
+        removed = self.log.exclusive(remove)
+        if removed:
+            log.info("upload.object_removed", key=key, upload=upload_id)
+        return removed
 
     async def _finish_if_ready(self, row: Any) -> Any:
         """An upload whose bytes all arrived but that did not finish (the store or the
@@ -569,9 +626,13 @@ class Ingest:
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, row.id, row.offset, writer)
         parts = json.loads(row.parts)
-        stream = self._stream_of(row, len(parts) * self.store.part_size)
-        await self._finish(row, parts, bytes(row.tail), stream)
+        stream = self._stream_of(row, self._staged_bytes(parts, row.length))
+        await self._finish(row, writer, parts, bytes(row.tail), stream)
         return await asyncio.to_thread(self._load_any, row.id)
+
+    def _staged_bytes(self, parts: list[str], length: int) -> int:
+        """The bytes in `parts`: whole parts, or all of them once the short last one is in."""
+        return min(len(parts) * self.store.part_size, length)
 
     def _staged_sha256(self, upload_id: str) -> str:
         h = hashlib.sha256()
@@ -591,9 +652,13 @@ class Ingest:
             probe.check_content(manifest.kind, manifest.media_type, source, manifest.size)
 
     async def _discard(self, row: Any) -> None:
-        """A refused upload leaves nothing: staging removed, row deleted."""
+        """A refused upload leaves nothing: staging removed, any object it put at its
+        content address that nothing else holds removed (`_unstore`), row deleted."""
         self._streams.pop(row.id, None)
         await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
+        key = self.key_for(mf.parse_manifest(bytes(row.manifest)).sha256)
+        if await asyncio.to_thread(self.store.stat, key) is not None:
+            await asyncio.to_thread(self._unstore, key, row.id)
         await asyncio.to_thread(self._delete_upload, row.id)
         log.info("upload.refused", upload=row.id, item=row.item_id)
 

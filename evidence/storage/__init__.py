@@ -239,12 +239,16 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def stage_abort(self, upload_id: str, handle: str) -> None:
-        """Remove everything staged for the upload (never a committed object). Idempotent."""
+    def stage_abort(self, upload_id: str | None, handle: str) -> None:
+        """Remove everything staged for the upload (never a committed object). Idempotent.
+
+        `upload_id` may be None only for an upload staged at its content key
+        (as `stage_list` reports those): its handle names it.
+        """
         ...
 
     def stage_list(self) -> list[StagedUpload]:
-        """Every upload in staging, so that abandoned ones can be aborted later."""
+        """Every upload in staging (at content keys too), so that abandoned ones can be aborted."""
         ...
 
 

@@ -139,9 +139,11 @@ class StagedUpload:
 
     `handle` is what `stage_begin` returned for it (needed by `stage_abort`);
     `since` is when it began (in progress) or was assembled (complete), UTC.
+    `upload_id` is None for an upload staged at its content key: the store
+    cannot tell its upload id, and the handle alone names it.
     """
 
-    upload_id: str
+    upload_id: str | None
     handle: str
     complete: bool
     since: datetime

@@ -335,7 +335,9 @@ class LocalStore:
         staged.unlink(missing_ok=True)
         fsutil.fsync_dir(self._staging)
 
-    def stage_abort(self, upload_id: str, handle: str) -> None:
+    def stage_abort(self, upload_id: str | None, handle: str) -> None:
+        if upload_id is None:
+            raise InvalidInput("a local upload is named by its upload id")
         names = (
             self._part_file(upload_id),
             self._ledger_file(upload_id),
@@ -369,7 +371,7 @@ class LocalStore:
                         since=datetime.fromtimestamp(mtime, UTC),
                     )
                 )
-        return sorted(found, key=lambda upload: upload.upload_id)
+        return sorted(found, key=lambda upload: upload.upload_id or "")
 
 
 def _size_of(path: Path) -> int | None:

@@ -14,9 +14,13 @@
   ``PutObjectRetention``. Either way the lock is checked with a HEAD before
   the call returns (and applied then if the store dropped it), and a retried
   call on an object already there checks it again.
-- Staging is an S3 multipart upload to ``staging/<upload id>``: parts are
-  durable in the store, not on the server that received them, so an upload
-  can resume on another server. Committing is a server-side copy (boto3's
+- Staging is an S3 multipart upload: parts are durable in the store, not on
+  the server that received them, so an upload can resume on another server.
+  Given the content key (`stage_begin(upload_id, key)`), the multipart upload
+  is made at that key and `stage_finish` completes it there with
+  ``If-None-Match: *``, once the caller knows the SHA-256 of every byte: no
+  copy. Otherwise it is made at ``staging/<upload id>``, completed there
+  (readable with `stage_read`), and committed by a server-side copy (boto3's
   managed copy: multipart above `copy_part_size`, so objects over 5 GB work),
   then the staging object is deleted.
 - Deleting removes every version of the key (a lock-enabled bucket is
@@ -98,13 +102,13 @@ COPY_CONCURRENCY: Final = 4
 MAX_POOL_CONNECTIONS: Final = 32
 LOCK_MODE: Final = "COMPLIANCE"
 STAGING_PREFIX: Final = "staging/"
+RECEIPT_SHA256: Final = "sha256:"  # receipts: "sha256:<base64 SHA-256>:<ETag>"
 
 _STAGING_KEY = re.compile(r"staging/(?P<id>[0-9a-f]{32})")
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload", "NoSuchVersion"})
 _NO_LOCK_CODES = frozenset(
     {"ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound", "NotImplemented"}
 )
-_EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _ACCESS_DENIED_CODES = frozenset({"AccessDenied", "Forbidden", "403"})
 
 
@@ -470,7 +474,7 @@ class S3Store:
 
     # -- staging ---------------------------------------------------------------
 
-    def _target(self, upload_id: str, handle: str) -> tuple[str, str, bool]:
+    def _target(self, upload_id: str | None, handle: str) -> tuple[str, str, bool]:
         """The S3 key and multipart upload id a handle names, and whether it is staged at its key.
 
         A handle is the multipart upload id for uploads staged at
@@ -478,10 +482,13 @@ class S3Store:
         uploads staged straight at their content address (content keys never
         hold a ``#``).
         """
-        check_upload_id(upload_id)
         key, sep, multipart = handle.partition("#")
         if not sep:
+            if upload_id is None:
+                raise InvalidInput("an upload staged under staging/ is named by its upload id")
             return self._staging_key(upload_id), handle, False
+        if upload_id is not None:
+            check_upload_id(upload_id)
         parse_content_key(key)
         if not multipart:
             raise InvalidInput("a handle names its content key but no multipart upload")
@@ -542,7 +549,9 @@ class S3Store:
                 ):
                     raise NotFound(f"upload {upload_id} is not being staged") from exc
                 raise
-        return answer["ETag"]
+        # The receipt carries the part's SHA-256 as well as its ETag (an MD5, which
+        # can be forged): completion checks both and sends the SHA-256 we computed.
+        return f"{RECEIPT_SHA256}{checksum}:{answer['ETag']}"
 
     def _list_parts(self, staging: str, handle: str) -> list[PartTypeDef]:
         parts: list[PartTypeDef] = []
@@ -584,7 +593,7 @@ class S3Store:
                     Bucket=self.bucket,
                     Key=staging,
                     UploadId=handle,
-                    MultipartUpload={"Parts": [_completed_part(part) for part in parts]},
+                    MultipartUpload={"Parts": _completed_parts(parts, receipts)},
                 )
             done = self._head(staging)
             if done is None or done["ContentLength"] != size:
@@ -668,12 +677,15 @@ class S3Store:
                 created = False  # completed before: a retry
             else:
                 _check_parts(parts, lengths, receipts, size)
-                created = self._complete_once(key, multipart, parts, size)
+                completed = _completed_parts(parts, receipts)
+                created = self._complete_once(key, multipart, completed, size)
             if retain and self._is_lock_enabled():
                 self._ensure_retention(key)
         return created
 
-    def _complete_once(self, key: str, multipart: str, parts: list[PartTypeDef], size: int) -> bool:
+    def _complete_once(
+        self, key: str, multipart: str, parts: list[CompletedPartTypeDef], size: int
+    ) -> bool:
         """Complete the multipart upload at `key` unless an object is there (inside `_errors`).
 
         True when this call created the object. When one was there already, the
@@ -689,7 +701,7 @@ class S3Store:
                 "Bucket": self.bucket,
                 "Key": key,
                 "UploadId": multipart,
-                "MultipartUpload": {"Parts": [_completed_part(part) for part in parts]},
+                "MultipartUpload": {"Parts": parts},
             }
             created = True
             if self._conditional_writes:
@@ -697,7 +709,14 @@ class S3Store:
                     self._client.complete_multipart_upload(**completion, IfNoneMatch="*")
                 except ClientError as exc:
                     code, status = _code(exc), _status(exc)
-                    if status == 412 or code in _EXISTS_CODES:
+                    if status == 412 or code == "PreconditionFailed":
+                        created = False
+                    elif status == 409 or code == "ConditionalRequestConflict":
+                        # A concurrent write of the key won; S3 has dropped these parts.
+                        if self._head(key) is None:
+                            raise NotFound(
+                                f"the parts staged for {key} were dropped by the store"
+                            ) from exc
                         created = False
                     elif status == 501 or code == "NotImplemented":
                         self._conditional_writes = False
@@ -722,7 +741,7 @@ class S3Store:
             if self._is_lock_enabled():
                 self._ensure_retention(key)
 
-    def stage_abort(self, upload_id: str, handle: str) -> None:
+    def stage_abort(self, upload_id: str | None, handle: str) -> None:
         if handle and not self.stage_readable(handle):
             # Staged at its content key: only the multipart upload goes, never the object.
             target, multipart, _ = self._target(upload_id, handle)
@@ -735,6 +754,8 @@ class S3Store:
                     if not _is_not_found(exc):
                         raise
             return
+        if upload_id is None:
+            raise InvalidInput("an upload staged under staging/ is named by its upload id")
         staging = self._staging_key(upload_id)
         with self._errors("aborting an upload"):
             handles = [handle] if handle else [h for h, _ in self._multipart_uploads(staging)]
@@ -767,6 +788,27 @@ class S3Store:
                             since=initiated.astimezone(UTC),
                         )
                     )
+            # Uploads staged at their content key: only their handle names them.
+            for page in self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix="originals/"
+            ):
+                for upload in page.get("Uploads", []):
+                    key = upload.get("Key", "")
+                    if "UploadId" not in upload:
+                        continue
+                    try:
+                        parse_content_key(key)
+                    except InvalidInput:
+                        continue
+                    initiated = upload.get("Initiated") or datetime.now(UTC)
+                    found.append(
+                        StagedUpload(
+                            upload_id=None,
+                            handle=f"{key}#{upload['UploadId']}",
+                            complete=False,
+                            since=initiated.astimezone(UTC),
+                        )
+                    )
             for listing in self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=STAGING_PREFIX
             ):
@@ -783,7 +825,7 @@ class S3Store:
                             since=modified.astimezone(UTC),
                         )
                     )
-        return sorted(found, key=lambda upload: (upload.upload_id, upload.complete))
+        return sorted(found, key=lambda u: (u.upload_id or "", u.handle, u.complete))
 
 
 def _check_same_size(key: str, existing: int, size: int) -> None:
@@ -791,6 +833,14 @@ def _check_same_size(key: str, existing: int, size: int) -> None:
         raise IntegrityError(
             f"{key} already exists with {existing} bytes, not {size}: not overwritten"
         )
+
+
+def _receipt(receipt: str) -> tuple[str, str | None]:
+    """The ETag and SHA-256 (base64) a part's receipt holds (no SHA-256 in older receipts)."""
+    if receipt.startswith(RECEIPT_SHA256):
+        checksum, _, etag = receipt[len(RECEIPT_SHA256) :].partition(":")
+        return etag, checksum
+    return receipt, None
 
 
 def _check_parts(
@@ -805,18 +855,27 @@ def _check_parts(
     for number, (part, length, receipt) in enumerate(zip(parts, lengths, receipts, strict=True)):
         if part.get("PartNumber") != number + 1 or part.get("Size") != length:
             raise InvalidInput(f"part {number} is missing or not {length} bytes")
-        if part.get("ETag") != receipt:
+        etag, checksum = _receipt(receipt)
+        listed = part.get("ChecksumSHA256")
+        if part.get("ETag") != etag or (checksum and listed and listed != checksum):
             raise InvalidInput(f"receipt {number} does not match the staged part {number}")
 
 
-def _completed_part(part: PartTypeDef) -> CompletedPartTypeDef:
-    completed: CompletedPartTypeDef = {
-        "PartNumber": part.get("PartNumber", 0),
-        "ETag": part.get("ETag", ""),
-    }
-    checksum = part.get("ChecksumSHA256")
-    if checksum:  # required by stores that kept the part checksums
-        completed["ChecksumSHA256"] = checksum
+def _completed_parts(
+    parts: list[PartTypeDef], receipts: Sequence[str]
+) -> list[CompletedPartTypeDef]:
+    """The parts to complete, each with the SHA-256 we computed when staging it (so that a
+    store which checks it refuses a part replaced since), or else the one it listed."""
+    completed: list[CompletedPartTypeDef] = []
+    for part, receipt in zip(parts, receipts, strict=True):
+        entry: CompletedPartTypeDef = {
+            "PartNumber": part.get("PartNumber", 0),
+            "ETag": part.get("ETag", ""),
+        }
+        checksum = _receipt(receipt)[1] or part.get("ChecksumSHA256")
+        if checksum:  # required by stores that kept the part checksums
+            entry["ChecksumSHA256"] = checksum
+        completed.append(entry)
     return completed
 
 

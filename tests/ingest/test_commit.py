@@ -8,6 +8,7 @@ the in-memory path of small items.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from media import mp4_video
 
 from evidence.app import DB, LOG
 from evidence.db.schema import items, uploads
+from evidence.errors import Forbidden, StorageUnavailable
 from evidence.ingest.tus import INGEST
 from evidence.storage import content_key
 
@@ -130,59 +132,143 @@ async def test_the_same_bytes_twice_commit_once_and_the_second_staging_goes(
         assert conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one() == 2
 
 
-async def test_an_object_removed_while_a_second_upload_adopts_it_is_committed_again(
+async def test_an_object_removed_from_outside_as_an_upload_adopts_it_is_never_recorded(
     client: Any,
     kit: Kit,
     objects: Callable[[], list[str]],
     monkeypatch: pytest.MonkeyPatch,
     store_kind: str,
 ) -> None:
-    """The race `_unstore` guards: the first upload refuses and removes the object that a
-    second upload of the same bytes found there. The second records only once the
-    object is confirmed there, in the append's transaction; else it answers 503 and
-    its retry commits its own parts."""
+    """Someone with access to the store deletes the object just after a second upload of
+    the same bytes found it there. No item may be recorded for a missing object: the
+    upload answers 503; staged at its key, its retry commits its own parts."""
     content = _text(_part(client) + 3000, seed=5)
-    key = content_key("originals", hashlib.sha256(content).hexdigest())
+    digest = hashlib.sha256(content).hexdigest()
+    key = content_key("originals", digest)
     ingest = client.app[INGEST]
     store = ingest.store
-    store.put(key, content, hashlib.sha256(content).hexdigest(), retain=False)  # the first's
+    store.put(key, content, digest, retain=False)  # there before, not locked
     stage_finish, stage_commit = store.stage_finish, store.stage_commit
 
-    def then_removed(finish: Callable[..., bool]) -> Callable[..., bool]:
+    refused: list[str] = []
+
+    def then_deleted(finish: Callable[..., bool]) -> Callable[..., bool]:
         def run(*args: Any, **kwargs: Any) -> bool:
             created = finish(*args, **kwargs)
-            if not created:  # as the first upload's refusal would, right now
-                ingest._unstore(key)
+            if not created:
+                try:
+                    store.delete(key)  # behind the service's back
+                except Forbidden:
+                    refused.append(key)
             return created
 
         return run
 
-    monkeypatch.setattr(store, "stage_finish", then_removed(stage_finish))
-    monkeypatch.setattr(store, "stage_commit", then_removed(stage_commit))
+    monkeypatch.setattr(store, "stage_finish", then_deleted(stage_finish))
+    monkeypatch.setattr(store, "stage_commit", then_deleted(stage_commit))
     before = client.app[LOG].size()
     manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
     location = (await create(client, kit, manifest, signature)).headers["Location"]
     response = await patch(client, kit, location, 0, content)
-    if not store.stage_readable(_handle(client)):
-        assert response.status == 503, await response.text()  # the object went: retry
-        assert client.app[LOG].size() == before
-        monkeypatch.setattr(store, "stage_finish", stage_finish)
-        head = await client.head(location, headers={"Tus-Resumable": "1.0.0", **kit.auth})
-        assert head.status == 200
-    elif store_kind == "local":
-        # Content is checked before the commit here, so no upload on such a server
-        # ever removes an object. Still, no item is recorded for an object not there.
-        assert response.status == 503, await response.text()  # confirmed gone when recorded
-        assert client.app[LOG].size() == before
-        with client.app[DB].read() as conn:
-            assert conn.execute(sa.select(items)).all() == []
-        return
-    else:  # committed over staging/: the object was locked first, so it could not go
+    if store_kind == "s3-no-saved-hash":  # committed over staging/: locked as it was adopted
         assert response.status == 204, await response.text()
+        assert refused == [key]
+        return
+    assert response.status == 503, await response.text()
+    assert client.app[LOG].size() == before
+    with client.app[DB].read() as conn:
+        assert conn.execute(sa.select(items)).all() == []
+    if store_kind == "local":
+        return  # committed beside its key: the staging went with the commit
+    monkeypatch.setattr(store, "stage_finish", stage_finish)
+    head = await client.head(location, headers={"Tus-Resumable": "1.0.0", **kit.auth})
+    assert head.status == 200
     receipt = await client.get(location + "/receipt", headers=kit.auth)
     assert receipt.status == 200, await receipt.text()
     assert objects() == [key]
     assert b"".join(store.read(key)) == content
+
+
+async def _fail_once(monkeypatch: pytest.MonkeyPatch, ingest: Any, name: str) -> list[int]:
+    """Make `ingest.<name>` raise StorageUnavailable on its first call only."""
+    calls: list[int] = []
+    real = getattr(ingest, name)
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageUnavailable("the store went away for a moment")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, name, once)
+    return calls
+
+
+@pytest.mark.parametrize("extra", [0, 777], ids=["whole parts", "short last part"])
+async def test_a_retry_after_the_commit_checks_the_content_again_and_refuses(
+    client: Any,
+    kit: Kit,
+    objects: Callable[[], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: int,
+) -> None:
+    """A failure after the bytes reached their key (S3), before the content check: the
+    retry must still check, refuse, and remove what the upload put there."""
+    content = _text(2 * _part(client) + extra, seed=7)
+    ingest = client.app[INGEST]
+    for name in ("_probe_stored", "_probe_staged"):
+        await _fail_once(monkeypatch, ingest, name)
+    manifest, signature = kit.manifest(content)  # declared video/mp4: text is not
+    before = client.app[LOG].size()
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    first = await patch(client, kit, location, 0, content)
+    assert first.status == 503, await first.text()
+    head = await client.head(location, headers={"Tus-Resumable": "1.0.0", **kit.auth})
+    assert head.status == 422
+    assert client.app[LOG].size() == before
+    assert objects() == []
+    with client.app[DB].read() as conn:
+        assert conn.execute(sa.select(uploads)).all() == []
+        assert conn.execute(sa.select(items)).all() == []
+
+
+async def test_a_retry_after_the_commit_of_good_footage_records_it_locked(
+    client: Any, kit: Kit, objects: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content, location = await _footage_checked_after_a_failure(
+        client, kit, monkeypatch, 2 * _part(client) + 5
+    )
+    receipt = await client.get(location + "/receipt", headers=kit.auth)
+    assert receipt.status == 200, await receipt.text()
+    key = content_key("originals", hashlib.sha256(content).hexdigest())
+    assert objects() == [key]  # and locked: conftest checks every original at the end
+
+
+async def test_an_expired_upload_takes_the_object_it_left_at_its_key_with_it(
+    client: Any, kit: Kit, objects: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _footage_checked_after_a_failure(client, kit, monkeypatch, _part(client) + 99)
+    ingest = client.app[INGEST]
+    real_clock = ingest.log.clock
+    later = real_clock() + ingest.limits.upload_ttl + dt.timedelta(minutes=1)
+    monkeypatch.setattr(ingest.log, "clock", lambda: later)
+    assert await ingest.expire() == 1
+    assert objects() == []  # never recorded, never locked: nothing stays
+
+
+async def _footage_checked_after_a_failure(
+    client: Any, kit: Kit, monkeypatch: pytest.MonkeyPatch, size: int
+) -> tuple[bytes, str]:
+    """Footage of `size` bytes whose first content check fails with the store (503)."""
+    video = mp4_video()
+    content = video + b"\0" * (size - len(video))
+    ingest = client.app[INGEST]
+    for name in ("_probe_stored", "_probe_staged"):
+        await _fail_once(monkeypatch, ingest, name)
+    manifest, signature = kit.manifest(content)
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    assert (await patch(client, kit, location, 0, content)).status == 503
+    return content, location
 
 
 def _part(client: Any) -> int:
@@ -190,17 +276,27 @@ def _part(client: Any) -> int:
     return size
 
 
-def _handle(client: Any) -> str:
-    with client.app[DB].read() as conn:
-        handle: str = conn.execute(sa.select(uploads.c.stage_handle)).scalar_one()
-    return handle
-
-
-async def test_unstore_keeps_an_object_an_item_holds(client: Any, kit: Kit) -> None:
-    content = _text(1000, seed=6)
-    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+async def test_unstore_keeps_an_object_an_item_or_another_upload_holds(
+    client: Any, kit: Kit
+) -> None:
+    ingest = client.app[INGEST]
+    store = ingest.store
+    held = _text(1000, seed=6)
+    manifest, signature = kit.manifest(held, kind="document", media_type="text/plain")
     location = (await create(client, kit, manifest, signature)).headers["Location"]
-    assert (await patch(client, kit, location, 0, content)).status == 204
-    key = content_key("originals", hashlib.sha256(content).hexdigest())
-    client.app[INGEST]._unstore(key)
-    assert b"".join(client.app[INGEST].store.read(key)) == content
+    assert (await patch(client, kit, location, 0, held)).status == 204
+    held_key = content_key("originals", hashlib.sha256(held).hexdigest())
+    assert ingest._unstore(held_key, "0" * 32) is False  # an item holds it
+    assert b"".join(store.read(held_key)) == held
+
+    pending = _text(2000, seed=8)
+    digest = hashlib.sha256(pending).hexdigest()
+    key = content_key("originals", digest)
+    store.put(key, pending, digest, retain=False)
+    manifest, signature = kit.manifest(pending, kind="document", media_type="text/plain")
+    created = await create(client, kit, manifest, signature)  # headed for it, not finished
+    upload = created.headers["Location"].rsplit("/", 1)[1]
+    assert ingest._unstore(key, "0" * 32) is False
+    assert store.stat(key) is not None
+    assert ingest._unstore(key, upload) is True  # only that upload itself was headed there
+    assert store.stat(key) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -12,16 +13,27 @@ from hypothesis import strategies as st
 from evidence.ingest import hashing
 from evidence.ingest.hashing import ResumableSha256, export_state, new_hasher
 
-pytestmark = pytest.mark.skipif(
+needs_openssl = pytest.mark.skipif(
     not hashing.AVAILABLE, reason="OpenSSL's SHA256 functions cannot be loaded here"
 )
 
 
-def test_available_on_this_machine() -> None:
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loaded on Linux only")
+def test_available_on_linux() -> None:
     # CI runs on Linux with OpenSSL 3: the fast path must be the one tested there.
     assert hashing.AVAILABLE
 
 
+def test_restore_is_refused_where_the_library_failed_its_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hashing, "AVAILABLE", False)
+    with pytest.raises(RuntimeError, match="did not pass"):
+        ResumableSha256.restore("0" * 64 + ":0:")
+    assert not isinstance(new_hasher(), ResumableSha256)
+
+
+@needs_openssl
 @settings(max_examples=200, deadline=None)
 @given(
     data=st.binary(max_size=3000),
@@ -37,6 +49,7 @@ def test_carried_over_between_every_piece_it_matches_hashlib(data: bytes, cuts: 
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+@needs_openssl
 def test_a_saved_state_is_plain_text_naming_the_bytes_hashed() -> None:
     hasher = ResumableSha256()
     hasher.update(b"x" * 70)
@@ -46,6 +59,7 @@ def test_a_saved_state_is_plain_text_naming_the_bytes_hashed() -> None:
     assert bytes.fromhex(pending) == b"x" * 6
 
 
+@needs_openssl
 def test_digest_leaves_the_hasher_usable_and_copy_is_independent() -> None:
     hasher = ResumableSha256()
     hasher.update(b"abc")
@@ -56,6 +70,7 @@ def test_digest_leaves_the_hasher_usable_and_copy_is_independent() -> None:
     assert hasher.hexdigest() == hashlib.sha256(b"abcdef").hexdigest()
 
 
+@needs_openssl
 def test_memoryview_slices_are_hashed_as_the_bytes_they_show() -> None:
     buffer = bytearray(range(200))
     hasher = ResumableSha256()
@@ -65,6 +80,7 @@ def test_memoryview_slices_are_hashed_as_the_bytes_they_show() -> None:
     assert hasher.hexdigest() == hashlib.sha256(bytes(buffer[10:])).hexdigest()
 
 
+@needs_openssl
 @pytest.mark.parametrize(
     "state",
     [
@@ -87,6 +103,7 @@ def test_a_malformed_state_is_refused(state: str) -> None:
         ResumableSha256.restore(state)
 
 
+@needs_openssl
 def test_new_hasher_falls_back_to_hashlib_which_cannot_be_saved() -> None:
     assert isinstance(new_hasher(), ResumableSha256)
     plain = new_hasher(resumable=False)

@@ -7,6 +7,8 @@ with HEAD, and nothing here relies on the store checking a checksum.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -332,3 +334,73 @@ def test_finishing_at_the_key_without_conditional_writes_heads_first(
     assert read_all(store.read(key)) == LARGE
     store.stage_abort(upload_id(65), handle2)
     store.close()
+
+
+def _answer_409(client: S3Client) -> None:
+    """Make CompleteMultipartUpload answer 409 ConditionalRequestConflict, as S3 does when a
+    concurrent write of the key wins (it then drops the parts)."""
+
+    class Conflict409:
+        status_code = 409
+
+    def conflict(params: dict[str, Any], **kwargs: Any) -> object:
+        error = {"Code": "ConditionalRequestConflict", "Message": "A conflicting operation"}
+        return Conflict409(), {"Error": error, "ResponseMetadata": {}}
+
+    client.meta.events.register(
+        "before-call.s3.CompleteMultipartUpload",
+        conflict,  # type: ignore[arg-type]  # botocore: a handler may answer
+    )
+
+
+def test_a_conflict_on_completion_is_the_object_there_or_parts_lost(
+    s3_admin: S3Client, moto_url: str
+) -> None:
+    bucket = new_bucket(s3_admin, lock=False)
+    client = _client(moto_url)
+    _answer_409(client)
+    store = S3Store(bucket, client=client, part_size=PART)
+    handle, receipts, key = _stage_at_key(store, upload_id(66), LARGE)
+    size, digest = len(LARGE), sha(LARGE)
+    with pytest.raises(NotFound, match="dropped"):  # nothing there: the caller starts again
+        store.stage_finish(upload_id(66), handle, receipts, size, key, digest, retain=False)
+    s3_admin.put_object(Bucket=bucket, Key=key, Body=LARGE)  # the concurrent write that won
+    assert not store.stage_finish(upload_id(66), handle, receipts, size, key, digest, retain=False)
+    store.close()
+
+
+def test_stage_list_names_uploads_staged_at_their_key_by_handle(
+    locked_store: tuple[S3Store, str], s3_admin: S3Client
+) -> None:
+    store, bucket = locked_store
+    handle, _, _ = _stage_at_key(store, upload_id(67), SMALL)
+    (found,) = store.stage_list()
+    assert (found.upload_id, found.handle, found.complete) == (None, handle, False)
+    store.stage_abort(None, found.handle)
+    assert store.stage_list() == []
+    assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    with pytest.raises(InvalidInput):
+        store.stage_abort(None, "0123")  # a handle under staging/ needs its upload id
+
+
+def test_a_receipt_whose_sha256_is_not_the_staged_part_is_refused(
+    locked_store: tuple[S3Store, str],
+) -> None:
+    """AWS lists each part's SHA-256 (moto does not): the receipt must match it."""
+    store, _ = locked_store
+    uid = upload_id(68)
+    handle, receipts, key = _stage_at_key(store, uid, SMALL)
+    true_checksum = base64.b64encode(hashlib.sha256(SMALL).digest()).decode()
+
+    def list_checksums_as_aws_does(parsed: dict[str, Any], **kwargs: Any) -> None:
+        for part in parsed.get("Parts", []):
+            part.setdefault("ChecksumSHA256", true_checksum)
+
+    store._client.meta.events.register("after-call.s3.ListParts", list_checksums_as_aws_does)
+    assert receipts[0].startswith("sha256:")
+    etag = receipts[0].split(":", 2)[2]
+    forged = f"sha256:{base64.b64encode(hashlib.sha256(b'other').digest()).decode()}:{etag}"
+    with pytest.raises(InvalidInput, match="receipt 0"):
+        store.stage_finish(uid, handle, [forged], len(SMALL), key, sha(SMALL), retain=True)
+    assert store.stat(key) is None
+    assert store.stage_finish(uid, handle, receipts, len(SMALL), key, sha(SMALL), retain=True)

@@ -319,13 +319,21 @@ class Ingest:
             raise Conflict(
                 f"Upload-Offset {offset} does not match the upload's offset {row.offset}"
             )
+        if row.offset == row.length:  # every byte is here; finishing it failed before
+            async for chunk in body:
+                if chunk:
+                    raise TooLarge(f"the upload is {row.length} bytes; it has them all")
+            row = await self._finish_if_ready(row)
+            return UploadStatus(
+                row.id, row.offset, row.length, stored_utc(row.expires_at), row.state == "complete"
+            )
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, upload_id, offset, writer)
 
         body_hash = hashlib.sha256() if checksum is not None else None
 
         async def settled(parts: list[str], stream: _Stream | None) -> None:
-            size = len(parts) * self.store.part_size
+            size = self._staged_bytes(parts, row.length)
             await asyncio.to_thread(self._record, upload_id, writer, size, parts, b"", stream)
 
         parts: list[str] = json.loads(row.parts)
@@ -361,7 +369,7 @@ class Ingest:
         if body_hash is not None and (failure is not None or body_hash.digest() != checksum):
             await asyncio.to_thread(self._release, upload_id, writer)
             raise failure or ChecksumMismatch("the request body does not match its Upload-Checksum")
-        new_offset = stager.settled_bytes + len(buffer)
+        new_offset = self._staged_bytes(parts, row.length) + len(buffer)
         await asyncio.to_thread(self._record, upload_id, writer, new_offset, parts, buffer, stream)
         if stream is not None:
             self._streams[upload_id] = stream
@@ -454,11 +462,16 @@ class Ingest:
             await self._discard(row)
             raise
         except NotFound:
-            if parts and not self.store.stage_readable(row.stage_handle):
-                await self._restart(row, writer, key)
+            readable = self.store.stage_readable(row.stage_handle)
             info = await asyncio.to_thread(self.store.stat, key)
             if info is None or info.size != row.length:
+                if parts and not readable:
+                    await self._restart(row, writer, key)
                 raise
+            if not readable:  # another request is finishing it: it checks and locks it
+                raise StorageUnavailable(
+                    f"object store: upload {row.id} is being finished by another request"
+                ) from None
             log.info("upload.committed_before", upload=row.id, item=row.item_id)
             created = False
         self._streams.pop(row.id, None)
@@ -470,11 +483,15 @@ class Ingest:
         """The store lost the staged parts and holds no object for them: begin again at 0."""
         handle = await asyncio.to_thread(self.store.stage_begin, row.id, key)
 
-        def reset() -> None:
+        def reset() -> int:
             with self.db.write() as conn:
-                conn.execute(
+                return conn.execute(
                     uploads.update()
-                    .where(uploads.c.id == row.id, uploads.c.writer == writer)
+                    .where(
+                        uploads.c.id == row.id,
+                        uploads.c.writer == writer,
+                        uploads.c.state == "receiving",
+                    )
                     .values(
                         offset=0,
                         parts="[]",
@@ -483,9 +500,12 @@ class Ingest:
                         stage_handle=handle,
                         writer=None,
                     )
-                )
+                ).rowcount
 
-        await asyncio.to_thread(reset)
+        if await asyncio.to_thread(reset) != 1:  # another request took over: it decides
+            await asyncio.to_thread(self.store.stage_abort, row.id, handle)
+            raise Conflict(f"upload {row.id} moved on meanwhile; HEAD it for its offset")
+        await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)  # if any left
         self._streams.pop(row.id, None)
         log.warning("upload.restarted", upload=row.id, item=row.item_id)
         raise StorageUnavailable(
@@ -516,13 +536,16 @@ class Ingest:
         readable = self.store.stage_readable(handle)
         if stream is None and not readable:  # never: such uploads are begun with a saved hash
             raise IntegrityError(f"upload {upload_id} lost its hash and cannot be read back")
-        if tail:  # the last part may be short: staged, then recorded like the others
+        while tail:  # staged part by part (the last may be short), each then recorded
+            piece, tail = tail[: self.store.part_size], tail[self.store.part_size :]
             receipt = await asyncio.to_thread(
-                self.store.stage_part, upload_id, handle, len(parts), tail
+                self.store.stage_part, upload_id, handle, len(parts), piece
             )
             parts = [*parts, receipt]
-            stream = await asyncio.to_thread(_carry, stream, tail)
-            await asyncio.to_thread(self._record, upload_id, writer, row.length, parts, b"", stream)
+            stream = await asyncio.to_thread(_carry, stream, piece)
+            await asyncio.to_thread(
+                self._record, upload_id, writer, row.length, parts, tail, stream
+            )
         if readable:
             await asyncio.to_thread(self.store.stage_complete, upload_id, handle, parts, row.length)
         if stream is not None:
@@ -663,8 +686,10 @@ class Ingest:
         log.info("upload.refused", upload=row.id, item=row.item_id)
 
     def _delete_upload(self, upload_id: str) -> None:
-        with self.db.write() as conn:
-            conn.execute(uploads.delete().where(uploads.c.id == upload_id))
+        with self.db.write() as conn:  # an upload that completed meanwhile stays
+            conn.execute(
+                uploads.delete().where(uploads.c.id == upload_id, uploads.c.state == "receiving")
+            )
 
     async def _record_item(
         self, row: Any, manifest: mf.CaptureManifest, key: str, upload_id: str, *, confirm: bool
@@ -807,11 +832,18 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 def _complete(conn: Connection, upload_id: str, index: int) -> None:
-    conn.execute(
+    """Mark the upload complete; `Conflict` if it was ended meanwhile (terminated, expired).
+
+    Inside the append that records its item: an upload discarded while it was
+    being finished (its object perhaps removed with it) never gets an item.
+    """
+    done = conn.execute(
         uploads.update()
-        .where(uploads.c.id == upload_id)
+        .where(uploads.c.id == upload_id, uploads.c.state == "receiving")
         .values(state="complete", entry=index, tail=b"", writer=None)
-    )
+    ).rowcount
+    if done != 1:
+        raise Conflict(f"upload {upload_id} was ended (terminated or expired) as it finished")
 
 
 def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -> list[str]:

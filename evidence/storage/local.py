@@ -178,6 +178,8 @@ class LocalStore:
             except FileExistsError:
                 raise Conflict(f"upload {upload_id} is already staged") from None
             os.close(fd)
+            # The ledger too, so that both names are durable before any part is.
+            os.close(os.open(self._ledger_file(upload_id), os.O_WRONLY | os.O_CREAT, STAGING_MODE))
             fsutil.fsync_dir(self._staging)
         return ""
 
@@ -201,7 +203,9 @@ class LocalStore:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            # Only once the bytes are durable is the part recorded as written.
+            # Only once the bytes are durable (pwrite_all fsyncs) is the part
+            # recorded as written, durably (write_all fsyncs; the ledger's name
+            # was made durable by stage_begin).
             ledger = os.open(
                 self._ledger_file(upload_id),
                 os.O_WRONLY | os.O_APPEND | os.O_CREAT,

@@ -300,3 +300,112 @@ async def test_unstore_keeps_an_object_an_item_or_another_upload_holds(
     assert store.stat(key) is not None
     assert ingest._unstore(key, upload) is True  # only that upload itself was headed there
     assert store.stat(key) is None
+
+
+async def test_a_patch_at_the_end_after_a_failed_finish_finishes_it(
+    client: Any, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tus client that saw a 503 on its last PATCH may send an empty PATCH at the end."""
+    content, location = await _footage_checked_after_a_failure(
+        client, kit, monkeypatch, 2 * _part(client) + 777
+    )
+    response = await patch(client, kit, location, len(content), b"")
+    assert response.status == 204, await response.text()
+    assert response.headers["Upload-Offset"] == str(len(content))
+    head = await client.head(location, headers={"Tus-Resumable": "1.0.0", **kit.auth})
+    assert head.headers["Upload-Offset"] == str(len(content))
+    too_much = await patch(client, kit, location, len(content), b"x")
+    assert too_much.status == 409  # complete: nothing more is taken
+
+
+async def test_a_store_failing_on_the_last_parts_leaves_a_tail_that_still_finishes(
+    client: Any, kit: Kit, objects: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    part = _part(client)
+    content = _text(3 * part + 500, seed=9)
+    store = client.app[INGEST].store
+    real_stage_part = store.stage_part
+    failing = {1, 2}  # parts 1 and 2 fail once each: the tail grows past one part
+
+    def flaky(upload_id: str, handle: str, number: int, data: Any) -> str:
+        if number in failing:
+            failing.discard(number)
+            raise StorageUnavailable("the store went away for a moment")
+        return real_stage_part(upload_id, handle, number, data)
+
+    monkeypatch.setattr(store, "stage_part", flaky)
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    response = await patch(client, kit, location, 0, content)
+    assert response.status == 503, await response.text()
+    with client.app[DB].read() as conn:
+        row = conn.execute(sa.select(uploads)).one()
+    assert row.offset == len(content)  # every byte durable: one part, the rest as tail
+    assert len(row.tail) > part
+    receipt = await client.get(location + "/receipt", headers=kit.auth)
+    assert receipt.status == 200, await receipt.text()
+    assert objects() == [content_key("originals", hashlib.sha256(content).hexdigest())]
+    assert b"".join(store.read(objects()[0])) == content
+
+
+async def test_an_upload_terminated_while_it_finishes_gets_no_item(
+    client: Any,
+    kit: Kit,
+    objects: Callable[[], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    store_kind: str,
+) -> None:
+    ingest = client.app[INGEST]
+    record_item = ingest._record_item
+
+    async def terminated_first(row: Any, *args: Any, **kwargs: Any) -> int:
+        await ingest._discard(row)  # as a DELETE or the expiry would, right now
+        return await record_item(row, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_record_item", terminated_first)
+    content = _text(_part(client) + 10, seed=10)
+    before = client.app[LOG].size()
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    response = await patch(client, kit, location, 0, content)
+    assert response.status == 409, await response.text()
+    assert client.app[LOG].size() == before
+    with client.app[DB].read() as conn:
+        assert conn.execute(sa.select(items)).all() == []
+        assert conn.execute(sa.select(uploads)).all() == []
+    if store_kind == "local":
+        assert objects() == []
+    else:  # locked already (compliance mode): it stays, unreferenced, and a warning says so
+        assert objects() == [content_key("originals", hashlib.sha256(content).hexdigest())]
+
+
+@pytest.mark.parametrize("store_kind", ["s3"])  # only uploads staged at their key
+async def test_an_upload_whose_parts_the_store_dropped_starts_again_at_zero(
+    client: Any, kit: Kit, store_kind: str, objects: Callable[[], list[str]]
+) -> None:
+    """S3 answers 409 to a completion when a concurrent write of the key won, and drops
+    the parts; with no object there, the upload must be sent again."""
+    store = client.app[INGEST].store
+    answered: list[int] = []
+
+    class Conflict409:
+        status_code = 409
+
+    def conflict_once(params: dict[str, Any], **kwargs: Any) -> object:
+        if answered:
+            return None
+        answered.append(1)
+        error = {"Code": "ConditionalRequestConflict", "Message": "A conflicting operation"}
+        return Conflict409(), {"Error": error, "ResponseMetadata": {}}
+
+    store._client.meta.events.register("before-call.s3.CompleteMultipartUpload", conflict_once)
+    content = _text(_part(client) + 10, seed=11)
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    response = await patch(client, kit, location, 0, content)
+    assert response.status == 503, await response.text()
+    head = await client.head(location, headers={"Tus-Resumable": "1.0.0", **kit.auth})
+    assert head.headers["Upload-Offset"] == "0"
+    again = await patch(client, kit, location, 0, content)
+    assert again.status == 204, await again.text()
+    assert objects() == [content_key("originals", hashlib.sha256(content).hexdigest())]

@@ -127,7 +127,9 @@ uploads = Table(
     Column("signature", LargeBinary, nullable=False),
     Column("length", BigInteger, nullable=False),
     Column("offset", BigInteger, nullable=False),  # bytes durable: parts + tail
-    Column("parts", Text, nullable=False),  # JSON list of the store's part receipts
+    # JSON list of the store's part receipts, in rows from before migration 0005;
+    # since then "[]", and the receipts are rows of `upload_parts`.
+    Column("parts", Text, nullable=False),
     Column("tail", LargeBinary, nullable=False),  # bytes after the last whole part
     Column("stage_handle", Text, nullable=False),
     # JSON: the SHA-256 state (and content check state) over the staged parts,
@@ -142,6 +144,16 @@ uploads = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("uploads_sha256", "sha256"),
+)
+
+# The store's receipt for each staged part of an upload in progress, one row per
+# part, written as each part is recorded (migration 0005).
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column("upload_id", Text, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("receipt", Text, nullable=False),
 )
 
 # Work for the transcoding workers (issue 5); ingest only queues it.

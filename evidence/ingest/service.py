@@ -53,7 +53,7 @@ from evidence.chain.receipt import make_receipt
 from evidence.clock import format_time, stored_utc
 from evidence.custody import CustodyLog
 from evidence.db import Database
-from evidence.db.schema import items, jobs, uploads
+from evidence.db.schema import items, jobs, upload_parts, uploads
 from evidence.errors import (
     ChecksumMismatch,
     Conflict,
@@ -336,7 +336,7 @@ class Ingest:
             size = self._staged_bytes(parts, row.length)
             await asyncio.to_thread(self._record, upload_id, writer, size, parts, b"", stream)
 
-        parts: list[str] = json.loads(row.parts)
+        parts = await asyncio.to_thread(self._parts_of, row)
         stager = PartStager(
             self.store.part_size,
             parts,
@@ -420,15 +420,46 @@ class Ingest:
         tail: bytes,
         stream: _Stream | None,
     ) -> None:
+        """Record the upload's progress: offset, tail, hash state, and the parts not yet recorded.
+
+        Parts are only ever added (a recorded part is never staged again, except
+        after `_restart`, which clears them): one row is written per new part.
+        """
         saved = None if stream is None else stream.saved()
         with self.db.write() as conn:
             updated = conn.execute(
                 uploads.update()
                 .where(uploads.c.id == upload_id, uploads.c.writer == writer)
-                .values(offset=offset, parts=json.dumps(parts), tail=tail, stream_state=saved)
+                .values(offset=offset, parts="[]", tail=tail, stream_state=saved)
             ).rowcount
-        if updated != 1:
-            raise Conflict(f"another request took over upload {upload_id}")
+            if updated != 1:
+                raise Conflict(f"another request took over upload {upload_id}")
+            recorded = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(upload_parts)
+                .where(upload_parts.c.upload_id == upload_id)
+            ).scalar_one()
+            if recorded > len(parts):
+                raise Conflict(f"upload {upload_id} has more parts recorded than this request")
+            if recorded < len(parts):
+                conn.execute(
+                    upload_parts.insert(),
+                    [
+                        {"upload_id": upload_id, "number": number, "receipt": parts[number]}
+                        for number in range(recorded, len(parts))
+                    ],
+                )
+
+    def _parts_of(self, row: Any) -> list[str]:
+        """The receipts of an upload's recorded parts, in order."""
+        with self.db.read() as conn:
+            receipts = conn.execute(
+                sa.select(upload_parts.c.receipt)
+                .where(upload_parts.c.upload_id == row.id)
+                .order_by(upload_parts.c.number)
+            ).scalars()
+            found: list[str] = list(receipts)
+        return found or json.loads(row.parts)  # rows from before migration 0005
 
     def _release(self, upload_id: str, writer: str) -> None:
         with self.db.write() as conn:
@@ -485,6 +516,7 @@ class Ingest:
 
         def reset() -> int:
             with self.db.write() as conn:
+                conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == row.id))
                 return conn.execute(
                     uploads.update()
                     .where(
@@ -648,7 +680,7 @@ class Ingest:
             return row
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, row.id, row.offset, writer)
-        parts = json.loads(row.parts)
+        parts = await asyncio.to_thread(self._parts_of, row)
         stream = self._stream_of(row, self._staged_bytes(parts, row.length))
         await self._finish(row, writer, parts, bytes(row.tail), stream)
         return await asyncio.to_thread(self._load_any, row.id)
@@ -687,9 +719,11 @@ class Ingest:
 
     def _delete_upload(self, upload_id: str) -> None:
         with self.db.write() as conn:  # an upload that completed meanwhile stays
-            conn.execute(
+            deleted = conn.execute(
                 uploads.delete().where(uploads.c.id == upload_id, uploads.c.state == "receiving")
-            )
+            ).rowcount
+            if deleted:
+                conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id))
 
     async def _record_item(
         self, row: Any, manifest: mf.CaptureManifest, key: str, upload_id: str, *, confirm: bool
@@ -844,6 +878,7 @@ def _complete(conn: Connection, upload_id: str, index: int) -> None:
     ).rowcount
     if done != 1:
         raise Conflict(f"upload {upload_id} was ended (terminated or expired) as it finished")
+    conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id))
 
 
 def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -> list[str]:

@@ -19,7 +19,7 @@ from ingesthelpers import Kit, create, patch
 from media import mp4_video
 
 from evidence.app import DB, LOG
-from evidence.db.schema import items, uploads
+from evidence.db.schema import items, upload_parts, uploads
 from evidence.errors import Forbidden, StorageUnavailable
 from evidence.ingest.tus import INGEST
 from evidence.storage import content_key
@@ -409,3 +409,33 @@ async def test_an_upload_whose_parts_the_store_dropped_starts_again_at_zero(
     again = await patch(client, kit, location, 0, content)
     assert again.status == 204, await again.text()
     assert objects() == [content_key("originals", hashlib.sha256(content).hexdigest())]
+
+
+async def test_each_part_is_recorded_once_and_the_rows_go_with_the_upload(
+    client: Any, kit: Kit
+) -> None:
+    """Part receipts are rows, one per part, written once (not a list rewritten per part)."""
+    part = _part(client)
+    content = _text(3 * part + 10, seed=12)
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    inserted: list[int] = []
+
+    @sa.event.listens_for(client.app[DB].engine, "before_cursor_execute")
+    def count_inserts(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO upload_parts"):
+            inserted.append(1)
+
+    try:
+        for start, end in ((0, part + 1), (part + 1, 2 * part + 7), (2 * part + 7, 3 * part)):
+            assert (await patch(client, kit, location, start, content[start:end])).status == 204
+        with client.app[DB].read() as conn:
+            numbers = conn.execute(sa.select(upload_parts.c.number)).scalars().all()
+        assert sorted(numbers) == [0, 1, 2]
+        assert len(inserted) == 3  # one statement per part, each written once
+        last = await patch(client, kit, location, 3 * part, content[3 * part :])
+        assert last.status == 204
+    finally:
+        sa.event.remove(client.app[DB].engine, "before_cursor_execute", count_inserts)
+    with client.app[DB].read() as conn:
+        assert conn.execute(sa.select(upload_parts)).all() == []  # gone once complete

@@ -1,5 +1,7 @@
 """Uploads keep the saved state of their SHA-256 (and content check) with each staged part,
-and the SHA-256 their manifest names (to find the uploads headed for one content address).
+the SHA-256 their manifest names (to find the uploads headed for one content address),
+and their part receipts one row each (`upload_parts`; the JSON list in `uploads.parts`
+was rewritten whole with every part: quadratic in the parts of a long recording).
 
 Revision ID: 0005
 Revises: 0004
@@ -19,9 +21,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("stream_state", sa.Text, nullable=True))
         batch.add_column(sa.Column("sha256", sa.Text, nullable=True))
     op.create_index("uploads_sha256", "uploads", ["sha256"])
+    op.create_table(
+        "upload_parts",
+        sa.Column("upload_id", sa.Text, primary_key=True),
+        sa.Column("number", sa.Integer, primary_key=True),
+        sa.Column("receipt", sa.Text, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("upload_parts")
     op.drop_index("uploads_sha256", "uploads")
     with op.batch_alter_table("uploads") as batch:
         batch.drop_column("sha256")

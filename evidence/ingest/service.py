@@ -329,6 +329,7 @@ class Ingest:
             )
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, upload_id, offset, writer)
+        row, parts = await asyncio.to_thread(self._claimed, upload_id)
 
         body_hash = hashlib.sha256() if checksum is not None else None
 
@@ -336,7 +337,6 @@ class Ingest:
             size = self._staged_bytes(parts, row.length)
             await asyncio.to_thread(self._record, upload_id, writer, size, parts, b"", stream)
 
-        parts = await asyncio.to_thread(self._parts_of, row)
         stager = PartStager(
             self.store.part_size,
             parts,
@@ -450,16 +450,21 @@ class Ingest:
                     ],
                 )
 
-    def _parts_of(self, row: Any) -> list[str]:
-        """The receipts of an upload's recorded parts, in order."""
+    def _claimed(self, upload_id: str) -> tuple[Any, list[str]]:
+        """The row and part receipts of an upload just claimed, read together.
+
+        Read after the claim, in one snapshot: what an earlier request recorded
+        up to the claim (parts, tail, hash state) is seen whole and consistent.
+        """
         with self.db.read() as conn:
+            row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).one()
             receipts = conn.execute(
                 sa.select(upload_parts.c.receipt)
-                .where(upload_parts.c.upload_id == row.id)
+                .where(upload_parts.c.upload_id == upload_id)
                 .order_by(upload_parts.c.number)
             ).scalars()
             found: list[str] = list(receipts)
-        return found or json.loads(row.parts)  # rows from before migration 0005
+        return row, found or json.loads(row.parts)  # rows from before migration 0005
 
     def _release(self, upload_id: str, writer: str) -> None:
         with self.db.write() as conn:
@@ -516,8 +521,7 @@ class Ingest:
 
         def reset() -> int:
             with self.db.write() as conn:
-                conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == row.id))
-                return conn.execute(
+                done: int = conn.execute(
                     uploads.update()
                     .where(
                         uploads.c.id == row.id,
@@ -533,6 +537,9 @@ class Ingest:
                         writer=None,
                     )
                 ).rowcount
+                if done == 1:
+                    conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == row.id))
+                return done
 
         if await asyncio.to_thread(reset) != 1:  # another request took over: it decides
             await asyncio.to_thread(self.store.stage_abort, row.id, handle)
@@ -608,11 +615,7 @@ class Ingest:
         )
         try:
             if not checked:
-                try:
-                    await asyncio.to_thread(self._probe_stored, key, manifest)
-                except VerificationError:
-                    await asyncio.to_thread(self._unstore, key, upload_id)
-                    raise
+                await asyncio.to_thread(self._probe_stored, key, manifest)  # refused: _discard
             await asyncio.to_thread(self.store.retain, key)
         except NotFound as exc:  # removed from outside meanwhile: retry
             raise StorageUnavailable(f"object store: {key} went as it was committed") from exc
@@ -637,37 +640,38 @@ class Ingest:
     def _unstore(self, key: str, upload_id: str) -> bool:
         """Remove the object at `key` unless an item holds it or another upload is headed for it.
 
+        See `_unstore_locked`; this takes the log's lock for it. True if removed.
+        """
+        return self.log.exclusive(lambda conn: self._unstore_locked(conn, key, upload_id))
+
+    def _unstore_locked(self, conn: Connection, key: str, upload_id: str) -> bool:
+        """`_unstore` with the log's lock held (inside `CustodyLog.exclusive`).
+
         For an upload refused, expired or terminated after its bytes may have
         reached `key` (completed there before the content check, or committed
         before a crash). Under the log's lock, so that it cannot interleave
         with an append recording an item for `key`; and an upload of the same
         bytes still in progress (its row is 'receiving' until the append that
-        records it) keeps the object for it. True if removed.
+        records it) keeps the object for it.
         """
         _, sha256 = parse_content_key(key)
-
-        def remove(conn: Connection) -> bool:
-            used = conn.execute(
-                sa.select(items.c.id).where(items.c.object_key == key).limit(1)
-            ).first()
-            headed = conn.execute(
-                sa.select(uploads.c.id)
-                .where(
-                    uploads.c.sha256 == sha256,
-                    uploads.c.state == "receiving",
-                    uploads.c.id != upload_id,
-                )
-                .limit(1)
-            ).first()
-            if used is not None or headed is not None:
-                return False
-            try:
-                return self.store.delete(key)
-            except Forbidden:  # under a lock the bucket sets by default: it stays
-                log.warning("upload.refused_object_kept", key=key, upload=upload_id)
-                return False
-
-        removed = self.log.exclusive(remove)
+        used = conn.execute(sa.select(items.c.id).where(items.c.object_key == key).limit(1)).first()
+        headed = conn.execute(
+            sa.select(uploads.c.id)
+            .where(
+                uploads.c.sha256 == sha256,
+                uploads.c.state == "receiving",
+                uploads.c.id != upload_id,
+            )
+            .limit(1)
+        ).first()
+        if used is not None or headed is not None or self.store.stat(key) is None:
+            return False
+        try:
+            removed = self.store.delete(key)
+        except Forbidden:  # under a lock the bucket sets by default: it stays
+            log.warning("upload.refused_object_kept", key=key, upload=upload_id)
+            return False
         if removed:
             log.info("upload.object_removed", key=key, upload=upload_id)
         return removed
@@ -680,7 +684,7 @@ class Ingest:
             return row
         writer = secrets.token_hex(8)
         await asyncio.to_thread(self._claim, row.id, row.offset, writer)
-        parts = await asyncio.to_thread(self._parts_of, row)
+        row, parts = await asyncio.to_thread(self._claimed, row.id)
         stream = self._stream_of(row, self._staged_bytes(parts, row.length))
         await self._finish(row, writer, parts, bytes(row.tail), stream)
         return await asyncio.to_thread(self._load_any, row.id)
@@ -707,23 +711,28 @@ class Ingest:
             probe.check_content(manifest.kind, manifest.media_type, source, manifest.size)
 
     async def _discard(self, row: Any) -> None:
-        """A refused upload leaves nothing: staging removed, any object it put at its
-        content address that nothing else holds removed (`_unstore`), row deleted."""
+        """A refused upload leaves nothing: staging removed, row deleted, and any object
+        it put at its content address that nothing else holds removed (`_unstore_locked`).
+
+        The row goes and the object with it in one transaction under the log's
+        lock: an append recording this upload's item either came first (then
+        the row is complete and stays, and its item holds the object) or
+        finds the row gone (`_complete` refuses it).
+        """
         self._streams.pop(row.id, None)
         await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
         key = self.key_for(mf.parse_manifest(bytes(row.manifest)).sha256)
-        if await asyncio.to_thread(self.store.stat, key) is not None:
-            await asyncio.to_thread(self._unstore, key, row.id)
-        await asyncio.to_thread(self._delete_upload, row.id)
-        log.info("upload.refused", upload=row.id, item=row.item_id)
 
-    def _delete_upload(self, upload_id: str) -> None:
-        with self.db.write() as conn:  # an upload that completed meanwhile stays
+        def end(conn: Connection) -> None:
             deleted = conn.execute(
-                uploads.delete().where(uploads.c.id == upload_id, uploads.c.state == "receiving")
+                uploads.delete().where(uploads.c.id == row.id, uploads.c.state == "receiving")
             ).rowcount
-            if deleted:
-                conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id))
+            if deleted:  # else it completed meanwhile: it stays, with its item
+                conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == row.id))
+                self._unstore_locked(conn, key, row.id)
+
+        await asyncio.to_thread(self.log.exclusive, end)
+        log.info("upload.refused", upload=row.id, item=row.item_id)
 
     async def _record_item(
         self, row: Any, manifest: mf.CaptureManifest, key: str, upload_id: str, *, confirm: bool
@@ -794,8 +803,13 @@ class Ingest:
         return index
 
     def _complete_upload(self, upload_id: str, index: int) -> None:
+        """Complete an upload whose item another request recorded first (same manifest)."""
         with self.db.write() as conn:
-            _complete(conn, upload_id, index)
+            state = conn.execute(
+                sa.select(uploads.c.state).where(uploads.c.id == upload_id)
+            ).scalar_one_or_none()
+            if state != "complete":  # that request may have been this upload's own
+                _complete(conn, upload_id, index)
 
     async def expire(self) -> int:
         """Abort every unfinished upload past its expiry; return how many."""

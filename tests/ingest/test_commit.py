@@ -8,6 +8,7 @@ the in-memory path of small items.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from media import mp4_video
 
 from evidence.app import DB, LOG
 from evidence.db.schema import items, upload_parts, uploads
-from evidence.errors import Forbidden, StorageUnavailable
+from evidence.errors import Conflict, Forbidden, StorageUnavailable
 from evidence.ingest.tus import INGEST
 from evidence.storage import content_key
 
@@ -324,20 +325,8 @@ async def test_a_store_failing_on_the_last_parts_leaves_a_tail_that_still_finish
     part = _part(client)
     content = _text(3 * part + 500, seed=9)
     store = client.app[INGEST].store
-    real_stage_part = store.stage_part
-    failing = {1, 2}  # parts 1 and 2 fail once each: the tail grows past one part
-
-    def flaky(upload_id: str, handle: str, number: int, data: Any) -> str:
-        if number in failing:
-            failing.discard(number)
-            raise StorageUnavailable("the store went away for a moment")
-        return real_stage_part(upload_id, handle, number, data)
-
-    monkeypatch.setattr(store, "stage_part", flaky)
-    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
-    location = (await create(client, kit, manifest, signature)).headers["Location"]
-    response = await patch(client, kit, location, 0, content)
-    assert response.status == 503, await response.text()
+    # parts 1 and 2 fail once each: the tail grows past one part
+    location = await _upload_with_parts_failing_once(client, kit, monkeypatch, content, {1, 2})
     with client.app[DB].read() as conn:
         row = conn.execute(sa.select(uploads)).one()
     assert row.offset == len(content)  # every byte durable: one part, the rest as tail
@@ -439,3 +428,100 @@ async def test_each_part_is_recorded_once_and_the_rows_go_with_the_upload(
         sa.event.remove(client.app[DB].engine, "before_cursor_execute", count_inserts)
     with client.app[DB].read() as conn:
         assert conn.execute(sa.select(upload_parts)).all() == []  # gone once complete
+
+
+async def test_a_finish_from_a_stale_row_reads_what_an_earlier_finish_recorded(
+    client: Any, kit: Kit, objects: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finisher A records one piece of a long tail, then fails; finisher B had read the row
+    before that. B must pair the parts A recorded with the tail A left, not its old one."""
+    part = _part(client)
+    content = _text(3 * part + 500, seed=13)
+    ingest = client.app[INGEST]
+    store = ingest.store
+    # 1 and 2 in the PATCH (a long tail), then 3 in A's finish
+    await _upload_with_parts_failing_once(client, kit, monkeypatch, content, {1, 2, 3})
+    with client.app[DB].read() as conn:
+        stale = conn.execute(sa.select(uploads)).one()  # B reads the row now
+    with pytest.raises(StorageUnavailable):
+        await ingest._finish_if_ready(stale)  # A: stages and records part 1 and 2, fails on 3
+    with client.app[DB].read() as conn:
+        assert len(conn.execute(sa.select(upload_parts)).all()) == 3
+    finished = await ingest._finish_if_ready(stale)  # B, from the row it read before
+    assert finished.state == "complete"
+    assert b"".join(store.read(objects()[0])) == content
+
+
+async def test_a_restart_that_lost_the_race_changes_nothing(client: Any, kit: Kit) -> None:
+    part = _part(client)
+    content = _text(2 * part + 5, seed=14)
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    assert (await patch(client, kit, location, 0, content[: 2 * part])).status == 204
+    ingest = client.app[INGEST]
+    with client.app[DB].read() as conn:
+        row = conn.execute(sa.select(uploads)).one()
+    key = content_key("originals", hashlib.sha256(content).hexdigest())
+    with pytest.raises(Conflict):
+        await ingest._restart(row, "not-the-writer", key)
+    with client.app[DB].read() as conn:
+        assert len(conn.execute(sa.select(upload_parts)).all()) == 2
+        assert conn.execute(sa.select(uploads.c.offset)).scalar_one() == 2 * part
+    rest = await patch(client, kit, location, 2 * part, content[2 * part :])
+    assert rest.status == 204, await rest.text()
+
+
+async def test_two_requests_finishing_one_upload_both_get_its_receipt(
+    client: Any, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, location = await _footage_checked_after_a_failure(
+        client, kit, monkeypatch, _part(client) + 123
+    )
+    upload = location.rsplit("/", 1)[1]
+    ingest = client.app[INGEST]
+    results = await asyncio.gather(
+        ingest.receipt(None, upload), ingest.receipt(None, upload), return_exceptions=True
+    )
+    receipts = [r for r in results if isinstance(r, dict)]
+    assert receipts, results
+    # A request that lost the claim may be told to look again; none may fail otherwise.
+    assert all(isinstance(r, dict | Conflict) for r in results), results
+    assert all(r == receipts[0] for r in receipts)
+    with client.app[DB].read() as conn:
+        assert conn.execute(sa.select(uploads.c.state)).scalar_one() == "complete"
+
+
+async def test_complete_upload_of_an_upload_already_complete_is_harmless(
+    client: Any, kit: Kit
+) -> None:
+    content = _text(1000, seed=15)
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location = (await create(client, kit, manifest, signature)).headers["Location"]
+    assert (await patch(client, kit, location, 0, content)).status == 204
+    with client.app[DB].read() as conn:
+        upload, entry = conn.execute(sa.select(uploads.c.id, uploads.c.entry)).one()
+    client.app[INGEST]._complete_upload(upload, entry)  # as the loser of a race would
+    with pytest.raises(Conflict):
+        client.app[INGEST]._complete_upload("f" * 32, entry)  # gone: no item for it
+
+
+async def _upload_with_parts_failing_once(
+    client: Any, kit: Kit, monkeypatch: pytest.MonkeyPatch, content: bytes, failing: set[int]
+) -> str:
+    """PATCH all of `content` as a text document while staging each part in `failing`
+    fails once with the store unavailable (503); its location."""
+    store = client.app[INGEST].store
+    real_stage_part = store.stage_part
+
+    def flaky(upload_id: str, handle: str, number: int, data: Any) -> str:
+        if number in failing:
+            failing.discard(number)
+            raise StorageUnavailable("the store went away for a moment")
+        return real_stage_part(upload_id, handle, number, data)
+
+    monkeypatch.setattr(store, "stage_part", flaky)
+    manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
+    location: str = (await create(client, kit, manifest, signature)).headers["Location"]
+    response = await patch(client, kit, location, 0, content)
+    assert response.status == 503, await response.text()
+    return location

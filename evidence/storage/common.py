@@ -7,15 +7,19 @@ sends is ever used as a path or an object name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from evidence.errors import InvalidInput
+from evidence.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from evidence.storage import ObjectStore
 
 Prefix = Literal["originals", "derived"]
 PREFIXES: Final[tuple[Prefix, ...]] = ("originals", "derived")
@@ -202,3 +206,21 @@ def receipts_count_matches(receipts: Sequence[str], lengths: Sequence[int]) -> N
             f"an upload of this size has {len(lengths)} parts, but {len(receipts)} receipts"
             " were given"
         )
+
+
+def complete_then_commit(
+    store: ObjectStore,
+    upload_id: str,
+    handle: str,
+    receipts: Sequence[str],
+    size: int,
+    key: str,
+    sha256: str,
+    *,
+    retain: bool,
+) -> bool:
+    """`stage_finish` for an upload staged where it can be completed and read first."""
+    check_key_for(key, sha256)
+    with contextlib.suppress(NotFound):  # committed before: stage_commit says so
+        store.stage_complete(upload_id, handle, receipts, size)
+    return store.stage_commit(upload_id, key, sha256, size, retain=retain)

@@ -49,6 +49,7 @@ from evidence.storage.common import (
     check_part,
     check_range,
     check_upload_id,
+    complete_then_commit,
     parse_content_key,
     part_lengths,
     receipts_count_matches,
@@ -317,10 +318,9 @@ class LocalStore:
         *,
         retain: bool,
     ) -> bool:
-        check_key_for(key, sha256)
-        with contextlib.suppress(NotFound):  # committed before: stage_commit says so
-            self.stage_complete(upload_id, handle, receipts, size)
-        return self.stage_commit(upload_id, key, sha256, size, retain=retain)
+        return complete_then_commit(
+            self, upload_id, handle, receipts, size, key, sha256, retain=retain
+        )
 
     def retain(self, key: str) -> None:
         path = self._path(key)

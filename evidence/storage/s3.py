@@ -70,6 +70,7 @@ from evidence.storage.common import (
     check_part,
     check_range,
     check_upload_id,
+    complete_then_commit,
     empty_stream,
     parse_content_key,
     part_lengths,
@@ -278,9 +279,12 @@ class S3Store:
             return {}
         return {"ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": self._retain_until()}
 
-    def _ensure_retention(self, key: str) -> None:
-        """Check that `key` is locked; lock it if the store dropped the lock (inside `_errors`)."""
-        head = self._head(key)
+    def _ensure_retention(self, key: str, head: HeadObjectOutputTypeDef | None = None) -> None:
+        """Check that `key` is locked; lock it if the store dropped the lock (inside `_errors`).
+
+        `head`: the object's HEAD if the caller has just read it (else it is read here).
+        """
+        head = head or self._head(key)
         if head is None:
             raise StorageUnavailable(f"object store: {key} vanished after it was written")
         if _retention(head) is not None:
@@ -654,11 +658,11 @@ class S3Store:
         *,
         retain: bool,
     ) -> bool:
-        check_key_for(key, sha256)
         if self.stage_readable(handle):
-            with contextlib.suppress(NotFound):  # committed before: stage_commit says so
-                self.stage_complete(upload_id, handle, receipts, size)
-            return self.stage_commit(upload_id, key, sha256, size, retain=retain)
+            return complete_then_commit(
+                self, upload_id, handle, receipts, size, key, sha256, retain=retain
+            )
+        check_key_for(key, sha256)
         target, multipart, _ = self._target(upload_id, handle)
         if target != key:
             raise InvalidInput(f"upload {upload_id} is staged at {target}, not {key}")
@@ -736,10 +740,11 @@ class S3Store:
     def retain(self, key: str) -> None:
         parse_content_key(key)
         with self._errors(f"retaining {key}"):
-            if self._head(key) is None:
+            head = self._head(key)
+            if head is None:
                 raise NotFound(f"no object {key}")
             if self._is_lock_enabled():
-                self._ensure_retention(key)
+                self._ensure_retention(key, head)
 
     def stage_abort(self, upload_id: str | None, handle: str) -> None:
         if handle and not self.stage_readable(handle):

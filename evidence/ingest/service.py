@@ -567,7 +567,7 @@ class Ingest:
         The content check comes before the commit too, except for an upload
         staged at its key (S3), which cannot be read before it is completed
         there: its content is checked right after, before it is locked or
-        recorded, and if refused the object is removed again (`_unstore`).
+        recorded, and if refused the object is removed again (`_discard`).
         """
         upload_id, handle = row.id, row.stage_handle
         if not parts:  # every byte is here, in memory: check it all, then store it
@@ -637,22 +637,16 @@ class Ingest:
             await asyncio.to_thread(self.store.stage_abort, row.id, row.stage_handle)
         return created
 
-    def _unstore(self, key: str, upload_id: str) -> bool:
+    def _unstore(self, conn: Connection, key: str, upload_id: str) -> bool:
         """Remove the object at `key` unless an item holds it or another upload is headed for it.
-
-        See `_unstore_locked`; this takes the log's lock for it. True if removed.
-        """
-        return self.log.exclusive(lambda conn: self._unstore_locked(conn, key, upload_id))
-
-    def _unstore_locked(self, conn: Connection, key: str, upload_id: str) -> bool:
-        """`_unstore` with the log's lock held (inside `CustodyLog.exclusive`).
 
         For an upload refused, expired or terminated after its bytes may have
         reached `key` (completed there before the content check, or committed
-        before a crash). Under the log's lock, so that it cannot interleave
-        with an append recording an item for `key`; and an upload of the same
-        bytes still in progress (its row is 'receiving' until the append that
-        records it) keeps the object for it.
+        before a crash). Call it inside `CustodyLog.exclusive`: under the log's
+        lock it cannot interleave with an append recording an item for `key`;
+        and an upload of the same bytes still in progress (its row is
+        'receiving' until the append that records it) keeps the object for it.
+        True if removed.
         """
         _, sha256 = parse_content_key(key)
         used = conn.execute(sa.select(items.c.id).where(items.c.object_key == key).limit(1)).first()
@@ -712,7 +706,7 @@ class Ingest:
 
     async def _discard(self, row: Any) -> None:
         """A refused upload leaves nothing: staging removed, row deleted, and any object
-        it put at its content address that nothing else holds removed (`_unstore_locked`).
+        it put at its content address that nothing else holds removed (`_unstore`).
 
         The row goes and the object with it in one transaction under the log's
         lock: an append recording this upload's item either came first (then
@@ -729,7 +723,7 @@ class Ingest:
             ).rowcount
             if deleted:  # else it completed meanwhile: it stays, with its item
                 conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == row.id))
-                self._unstore_locked(conn, key, row.id)
+                self._unstore(conn, key, row.id)
 
         await asyncio.to_thread(self.log.exclusive, end)
         log.info("upload.refused", upload=row.id, item=row.item_id)
@@ -741,8 +735,8 @@ class Ingest:
 
         With `confirm` (the object was at `key` before this upload committed
         it), the object is checked to be still there inside the append's
-        transaction: the upload that created it may have refused it and be
-        removing it (`_unstore`, under the same lock).
+        transaction. `_discard` never removes it while this upload is in
+        progress; this catches one removed from outside the service.
         """
         now = self.log.clock()
         entry = ItemIngested(

@@ -68,10 +68,6 @@ class PartStager(Generic[S]):
         self._failure: BaseException | None = None
         self._unsettled: list[bytes | bytearray] = []  # bytes of parts that failed to settle
 
-    @property
-    def settled_bytes(self) -> int:
-        return len(self.parts) * self.part_size
-
     async def feed(self, data: memoryview) -> None:
         """Take `data`: copy it into parts, staging each as it fills (waiting when `IN_FLIGHT`).
 

@@ -287,7 +287,12 @@ async def test_unstore_keeps_an_object_an_item_or_another_upload_holds(
     location = (await create(client, kit, manifest, signature)).headers["Location"]
     assert (await patch(client, kit, location, 0, held)).status == 204
     held_key = content_key("originals", hashlib.sha256(held).hexdigest())
-    assert ingest._unstore(held_key, "0" * 32) is False  # an item holds it
+
+    def unstore(key: str, upload: str) -> bool:
+        removed: bool = ingest.log.exclusive(lambda conn: ingest._unstore(conn, key, upload))
+        return removed
+
+    assert unstore(held_key, "0" * 32) is False  # an item holds it
     assert b"".join(store.read(held_key)) == held
 
     pending = _text(2000, seed=8)
@@ -297,9 +302,9 @@ async def test_unstore_keeps_an_object_an_item_or_another_upload_holds(
     manifest, signature = kit.manifest(pending, kind="document", media_type="text/plain")
     created = await create(client, kit, manifest, signature)  # headed for it, not finished
     upload = created.headers["Location"].rsplit("/", 1)[1]
-    assert ingest._unstore(key, "0" * 32) is False
+    assert unstore(key, "0" * 32) is False
     assert store.stat(key) is not None
-    assert ingest._unstore(key, upload) is True  # only that upload itself was headed there
+    assert unstore(key, upload) is True  # only that upload itself was headed there
     assert store.stat(key) is None
 
 

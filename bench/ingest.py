@@ -63,6 +63,9 @@ from common import (
     wait_until_serving,
 )
 
+sys.path.insert(0, str(ROOT / "tests"))  # one moto launcher for the tests and the benchmark
+from motoserver import start_moto, stop_moto
+
 from evidence.app import open_database, open_log
 from evidence.chain import manifest as mf
 from evidence.chain import note
@@ -91,16 +94,6 @@ FAKE_SECRET = "bench-secret"  # noqa: S105 - moto's fake credentials
 BUCKET = "evidence-bench"
 BASELINE_BUCKET = "evidence-bench-baseline"
 CAPTURED_AT = "2026-11-24T09:30:00Z"
-
-MOTO_SERVER = """
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
 
 
 # -- test data ----------------------------------------------------------------------
@@ -444,29 +437,13 @@ def hash_and_copy(source: Path, target: Path) -> float:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
+def moto_server() -> Iterator[str]:
+    """moto's S3 server in a child process (the tests' launcher); its URL."""
+    process, url = start_moto()
     try:
-        port = process.stdout.readline().strip()
-        if not port.isdigit():
-            raise RuntimeError("moto server did not start")
-        yield process, f"http://127.0.0.1:{port}"
+        yield url
     finally:
-        process.stdin.close()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+        stop_moto(process)
 
 
 def s3_client(endpoint: str) -> Any:
@@ -738,7 +715,7 @@ def run_local(report: Report, work: Path) -> None:
 def run_s3(report: Report, work: Path) -> None:
     """3: the same uploads to S3 (moto), beside boto3's upload_file."""
     print(f"S3 (moto), {size_label(S3_SIZE)}, {S3_REPEAT} of each:", flush=True)
-    with moto_server() as (_moto, endpoint):
+    with moto_server() as endpoint:
         s3 = s3_client(endpoint)
         s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
         s3.create_bucket(Bucket=BASELINE_BUCKET)

@@ -23,13 +23,13 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from evidence.chain import canonical, note
+from evidence.chain.fields import HEX64, ID, date_time_in_range
 from evidence.errors import InvalidInput, VerificationError
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+# RFC 3339 in UTC only: the log's own clock.
 _TIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?Z"
 )
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # opaque ids: no spaces, no names
 
 Check = Callable[[Any], bool]
 
@@ -39,28 +39,17 @@ def _is_str(v: Any) -> bool:
 
 
 def _is_hex64(v: Any) -> bool:
-    return _is_str(v) and _HEX64.fullmatch(v) is not None
+    return _is_str(v) and HEX64.fullmatch(v) is not None
 
 
 def _is_id(v: Any) -> bool:
-    return _is_str(v) and _ID.fullmatch(v) is not None
+    return _is_str(v) and ID.fullmatch(v) is not None
 
 
 def _is_time(v: Any) -> bool:
     """RFC 3339 in UTC: fields in range (RFC 3339 section 5.7, leap second allowed)."""
     match = _TIME.fullmatch(v) if _is_str(v) else None
-    if match is None:
-        return False
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-    return (
-        1 <= month <= 12
-        and 1 <= day <= days[month - 1]
-        and hour < 24
-        and minute < 60
-        and second <= 60
-    )
+    return match is not None and date_time_in_range(match)
 
 
 def _is_origin(v: Any) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evidence.chain import canonical, note
+from evidence.chain.fields import HEX64, ID, date_time_in_range
 from evidence.errors import VerificationError
 
 CAPTURE_CONTEXT = b"evidence/capture/v1\n"
@@ -30,8 +31,6 @@ KINDS = ("footage", "photo", "audio", "visit-record", "document", "statement")
 # A manifest is a few hundred bytes; anything far larger is not one.
 MAX_MANIFEST_SIZE = 4096
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 # RFC 3339 date-time, upper-case T and Z as RFC 3339 section 5.6 permits.
 _RFC3339 = re.compile(
@@ -50,18 +49,8 @@ def is_rfc3339(text: object) -> bool:
     match = _RFC3339.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         return False
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
     offset_ok = match.group(9) is None or (int(match.group(9)) < 24 and int(match.group(10)) < 60)
-    return (
-        1 <= month <= 12
-        and 1 <= day <= days[month - 1]
-        and hour < 24
-        and minute < 60
-        and second <= 60
-        and offset_ok
-    )
+    return offset_ok and date_time_in_range(match)
 
 
 @dataclass(frozen=True)
@@ -138,18 +127,18 @@ def parse_manifest(data: bytes) -> CaptureManifest:
     if obj["v"] != MANIFEST_VERSION or type(obj["v"]) is not int:
         raise _fail("v", f"must be {MANIFEST_VERSION}")
     for name in ("device", "case"):
-        if not isinstance(obj[name], str) or not _ID.fullmatch(obj[name]):
+        if not isinstance(obj[name], str) or not ID.fullmatch(obj[name]):
             raise _fail(name, "must be an opaque id")
     seq, prev = obj["seq"], obj["prev"]
     if type(seq) is not int or seq < 1:
         raise _fail("seq", "must be an integer from 1")
-    if prev is not None and not (isinstance(prev, str) and _HEX64.fullmatch(prev)):
+    if prev is not None and not (isinstance(prev, str) and HEX64.fullmatch(prev)):
         raise _fail("prev", "must be null or 64 lowercase hex digits")
     if (seq == 1) != (prev is None):
         raise _fail("prev", "must be null exactly when seq is 1")
     if obj["kind"] not in KINDS:
         raise _fail("kind", f"must be one of {', '.join(KINDS)}")
-    if not isinstance(obj["sha256"], str) or not _HEX64.fullmatch(obj["sha256"]):
+    if not isinstance(obj["sha256"], str) or not HEX64.fullmatch(obj["sha256"]):
         raise _fail("sha256", "must be 64 lowercase hex digits")
     if type(obj["size"]) is not int or obj["size"] < 0:
         raise _fail("size", "must be a non-negative integer")

@@ -70,10 +70,10 @@ from evidence.app import open_database, open_log
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.db import Database
+from evidence.devices.registry import add_case, enroll_device
 from evidence.ingest import tus
 from evidence.logs import configure_logging
-from evidence.people import add_user, assign_case, assign_device
-from evidence.registry import add_case, enroll_device
+from evidence.people.accounts import add_user, assign_case, assign_device
 from evidence.settings import Settings
 
 MiB = 1 << 20

@@ -42,8 +42,8 @@ from common import (
 
 from evidence.chain import note
 from evidence.chain.entries import DeviceRevoked
-from evidence.custody import CustodyLog
 from evidence.db import Database, engine_url
+from evidence.log.custody import CustodyLog
 
 LOG_SIZE = int(os.environ.get("BENCH_LOG_SIZE", "1000000"))
 SEED = bytes(range(32))

@@ -14,17 +14,19 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from evidence import api_log, api_people, web_auth
-from evidence.custody import CustodyLog
+from evidence.cases import routes as api_people
 from evidence.db import Database
 from evidence.errors import EvidenceError
 from evidence.ingest import tus
 from evidence.ingest.service import Ingest, Limits
-from evidence.keys import load_or_create_log_signer
+from evidence.log import routes as api_log
+from evidence.log.custody import CustodyLog
+from evidence.log.keys import load_or_create_log_signer
 from evidence.logs import access_log_middleware, get_logger
+from evidence.people import login as web_auth
 from evidence.settings import Settings
 from evidence.storage import ObjectStore, content_key, open_store
-from evidence.web import DB, LOG, SETTINGS, error_middleware, setup_web
+from evidence.web.plumbing import DB, LOG, SETTINGS, error_middleware, setup_web
 
 __all__ = ["DB", "LOG", "SETTINGS", "create_app"]
 
@@ -32,7 +34,7 @@ __all__ = ["DB", "LOG", "SETTINGS", "create_app"]
 # handlers with their own limits.
 CLIENT_MAX_SIZE = 1 << 20
 EXPIRY_INTERVAL_SECONDS = 600  # expired uploads are removed within this long
-HIGH_WATER_FILE = "log-high-water.json"  # see evidence.highwater: one per machine
+HIGH_WATER_FILE = "log-high-water.json"  # see evidence.log.highwater: one per machine
 
 _log = get_logger("evidence.app")
 

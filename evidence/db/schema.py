@@ -237,7 +237,7 @@ login_failures = Table(
 
 # Each person's last *logged* access to each item: when, which entry, and how
 # ("view" or "download"). A range request that continues a viewing within the
-# window of `evidence.api_people.VIEWING_WINDOW` is not logged again; this row
+# window of `evidence.cases.routes.VIEWING_WINDOW` is not logged again; this row
 # is what says so, kept here so that every server process agrees. Written only
 # in the transaction that appends the `item.accessed` entry it names.
 item_viewings = Table(

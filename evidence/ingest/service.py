@@ -51,9 +51,9 @@ from evidence.chain import manifest as mf
 from evidence.chain.entries import ItemIngested
 from evidence.chain.receipt import make_receipt
 from evidence.clock import format_time, stored_utc
-from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import items, jobs, upload_parts, uploads
+from evidence.devices.registry import Device, case_exists, device_for_token
 from evidence.errors import (
     ChecksumMismatch,
     Conflict,
@@ -66,13 +66,14 @@ from evidence.errors import (
     Unauthorized,
     VerificationError,
 )
-from evidence.ingest import hashing, probe
-from evidence.ingest.rangefile import RangeFile, ReadRange
+from evidence.ingest import hashing
 from evidence.ingest.staging import PartStager
-from evidence.people import actor_for_device
-from evidence.policy import is_allowed
-from evidence.registry import Device, case_exists, device_for_token
+from evidence.log.custody import CustodyLog
+from evidence.media import probe
+from evidence.people.accounts import actor_for_device
+from evidence.people.policy import is_allowed
 from evidence.storage import ObjectStore, parse_content_key
+from evidence.storage.rangefile import RangeFile, ReadRange
 
 log = structlog.get_logger(__name__)
 

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
+from evidence.devices.registry import Device
 from evidence.errors import InvalidInput, TooLarge
 from evidence.ingest.service import Ingest, UploadStatus, decode_metadata
-from evidence.registry import Device
-from evidence.web import parse_decimal
+from evidence.web.plumbing import parse_decimal
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"

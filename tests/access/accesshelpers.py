@@ -22,12 +22,12 @@ from evidence.chain import merkle
 from evidence.chain.checkpoint import verify_checkpoint
 from evidence.chain.entries import CustodyEntry, ItemAccessed, ItemIngested, parse_entry
 from evidence.chain.manifest import item_id
-from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import items
-from evidence.people import add_user, assign_case, create_token, disable_user
-from evidence.policy import ROLES
-from evidence.registry import revoke_device
+from evidence.devices.registry import revoke_device
+from evidence.log.custody import CustodyLog
+from evidence.people.accounts import add_user, assign_case, create_token, disable_user
+from evidence.people.policy import ROLES
 from evidence.settings import Settings
 
 CALLERS = (

@@ -10,7 +10,7 @@ Paths: {case} is the case everyone is assigned to, {other_case} a case nobody
 of the table is assigned to, {item}/{other_item} an item in each, {nocase} and
 {noitem} ids that do not exist, {upload} the tus upload of {item} (by another
 device than the table's "device"). The order of checks is 401 (nobody), 404
-(no such case or item), 403 (known but forbidden: see evidence.policy).
+(no such case or item), 403 (known but forbidden: see evidence.people.policy).
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ from accesshelpers import (
     verify_custody,
 )
 
-from evidence.api_people import VIEWING_WINDOW, starts_viewing
 from evidence.app import DB, LOG, create_app
+from evidence.cases.routes import VIEWING_WINDOW, starts_viewing
 from evidence.chain.entries import ItemAccessed
 from evidence.db.schema import item_viewings
 from evidence.errors import StorageUnavailable

@@ -32,12 +32,12 @@ from webhelpers import (
 )
 from yarl import URL
 
-from evidence import web_auth
-from evidence.access import SESSION_COOKIE
 from evidence.db.schema import login_failures
-from evidence.people import create_token
+from evidence.people import login as web_auth
+from evidence.people.access import SESSION_COOKIE
+from evidence.people.accounts import create_token
 from evidence.settings import Settings
-from evidence.web import DB, LOG
+from evidence.web.plumbing import DB, LOG
 
 Client = TestClient[Any, Any]
 T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
@@ -329,7 +329,7 @@ async def test_an_unknown_name_costs_as_long_as_a_wrong_password(
     """No enumeration by timing: an unknown name, a wrong password and a right one each
     cost exactly one argon2id verification (counted at the hash, not timed: timings
     on a shared machine prove nothing)."""
-    import evidence.people as people
+    import evidence.people.accounts as people
 
     sam = new_person(browser, "Sam")
     verifications: list[bytes] = []

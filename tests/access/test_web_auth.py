@@ -20,14 +20,14 @@ from webhelpers import (
     set_clock,
 )
 
-from evidence import web_auth
-from evidence.access import SESSION_COOKIE, SESSION_TTL
 from evidence.cli import main
 from evidence.db import Database
 from evidence.db.schema import web_sessions
-from evidence.people import actor_for_token, add_user, create_token, disable_user
+from evidence.people import login as web_auth
+from evidence.people.access import SESSION_COOKIE, SESSION_TTL
+from evidence.people.accounts import actor_for_token, add_user, create_token, disable_user
 from evidence.settings import Settings
-from evidence.web import DB, LOG
+from evidence.web.plumbing import DB, LOG
 
 Client = TestClient[Any, Any]
 

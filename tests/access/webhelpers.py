@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestClient
 
 from evidence.app import create_app
 from evidence.logs import configure_logging
-from evidence.people import add_user
+from evidence.people.accounts import add_user
 from evidence.settings import Settings
-from evidence.web import DB, LOG
+from evidence.web.plumbing import DB, LOG
 
 __all__ = [
     "RawResponse",

@@ -11,9 +11,9 @@ from apphelpers import access_entries, free_port, make_settings
 
 from evidence import __version__
 from evidence.cli import main
-from evidence.custody import CustodyLog
 from evidence.db import Database
-from evidence.keys import load_or_create_log_signer
+from evidence.log.custody import CustodyLog
+from evidence.log.keys import load_or_create_log_signer
 from evidence.settings import Settings
 
 

@@ -12,9 +12,9 @@ import pytest
 from apphelpers import access_entries, make_settings
 from serverproc import RunningServer, command, running, server_env
 
-from evidence.custody import CustodyLog
 from evidence.db import Database
-from evidence.keys import load_log_signer
+from evidence.log.custody import CustodyLog
+from evidence.log.keys import load_log_signer
 
 
 @pytest.fixture

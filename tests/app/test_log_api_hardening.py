@@ -10,10 +10,10 @@ from apphelpers import access_entries
 
 from evidence.app import LOG, create_app
 from evidence.chain import note
-from evidence.custody import CustodyLog, SignedCheckpoint
 from evidence.db import Database
 from evidence.errors import StorageUnavailable
-from evidence.keys import load_or_create_log_signer
+from evidence.log.custody import CustodyLog, SignedCheckpoint
+from evidence.log.keys import load_or_create_log_signer
 from evidence.settings import Settings
 
 # Every way to write a number wrongly, each with why it must be refused.

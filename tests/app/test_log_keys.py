@@ -13,7 +13,7 @@ import pytest
 
 from evidence.chain import note
 from evidence.errors import ConfigError
-from evidence.keys import load_log_signer, load_or_create_log_signer
+from evidence.log.keys import load_log_signer, load_or_create_log_signer
 
 
 def _mode(path: Path) -> int:
@@ -137,7 +137,8 @@ def test_loser_of_a_creation_race_uses_the_winners_key(
 def test_processes_starting_together_all_get_one_key(tmp_path: Path) -> None:
     key_file = tmp_path / "data" / "log.key"
     script = (
-        "import sys; from pathlib import Path; from evidence.keys import load_or_create_log_signer;"
+        "import sys; from pathlib import Path;"
+        " from evidence.log.keys import load_or_create_log_signer;"
         " print(load_or_create_log_signer(Path(sys.argv[1])).verifier.vkey)"
     )
     procs = [

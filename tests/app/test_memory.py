@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from evidence.memory import return_large_blocks
+from evidence.cli.memory import return_large_blocks
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")

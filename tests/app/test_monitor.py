@@ -1,4 +1,4 @@
-"""`evidence log verify` (evidence.monitor) against the real app over real HTTP."""
+"""`evidence log verify` (evidence.log.monitor) against the real app over real HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from apphelpers import access_entries, make_settings
 from evidence.app import LOG, create_app
 from evidence.chain import merkle, note
 from evidence.errors import EvidenceError, InvalidInput, Unreachable, VerificationError
-from evidence.monitor import default_state_path, http_get, verify_log
+from evidence.log.monitor import default_state_path, http_get, verify_log
 from evidence.settings import Settings
 
 

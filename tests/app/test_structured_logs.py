@@ -12,7 +12,7 @@ import pytest
 from apphelpers import access_entries
 
 from evidence.app import LOG, create_app
-from evidence.keys import load_log_signer
+from evidence.log.keys import load_log_signer
 from evidence.logs import (
     MAX_REDACT_DEPTH,
     REDACTED,

@@ -11,10 +11,10 @@ from typing import Any
 
 from evidence.chain import manifest as mf
 from evidence.chain import note
-from evidence.custody import CustodyLog
 from evidence.db import Database
-from evidence.people import add_user, assign_case, assign_device
-from evidence.registry import add_case, enroll_device
+from evidence.devices.registry import add_case, enroll_device
+from evidence.log.custody import CustodyLog
+from evidence.people.accounts import add_user, assign_case, assign_device
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.chain.entries import DeviceEnrolled, DeviceRevoked, parse_entry
-from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import cases, devices
+from evidence.devices.registry import add_case, device_for_token, enroll_device, revoke_device
 from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.fsck import fsck
-from evidence.registry import add_case, device_for_token, enroll_device, revoke_device
+from evidence.log.custody import CustodyLog
+from evidence.log.fsck import fsck
 
 NOW = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 

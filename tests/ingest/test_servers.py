@@ -34,12 +34,12 @@ from tcpproxy import TcpProxy
 from evidence.app import DB, LOG, create_app
 from evidence.chain.manifest import item_id
 from evidence.chain.receipt import VerifiedReceipt, verify_receipt
-from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import items, upload_parts, uploads
-from evidence.fsck import fsck as run_fsck
-from evidence.keys import load_or_create_log_signer
-from evidence.registry import revoke_device
+from evidence.devices.registry import revoke_device
+from evidence.log.custody import CustodyLog
+from evidence.log.fsck import fsck as run_fsck
+from evidence.log.keys import load_or_create_log_signer
 from evidence.settings import Settings
 from evidence.storage import DEFAULT_PART_SIZE, content_key
 

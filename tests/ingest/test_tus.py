@@ -18,7 +18,7 @@ from evidence.chain.entries import ItemIngested, parse_entry
 from evidence.chain.manifest import item_id
 from evidence.chain.receipt import verify_receipt
 from evidence.db.schema import items, jobs, uploads
-from evidence.registry import revoke_device
+from evidence.devices.registry import revoke_device
 
 
 async def upload(client: Any, kit: Kit, content: bytes, chunks: int = 3, **kw: Any) -> Any:

@@ -154,8 +154,8 @@ async def test_an_upload_committed_but_not_yet_logged_is_finished_by_head(
 async def test_a_device_uploads_only_to_its_workers_cases(client: Any, kit: Kit) -> None:
     import datetime as dt
 
-    from evidence.people import add_user, assign_device, unassign_case
-    from evidence.registry import add_case
+    from evidence.devices.registry import add_case
+    from evidence.people.accounts import add_user, assign_device, unassign_case
 
     db = client.app[DB]
     content = b"note\n"

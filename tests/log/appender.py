@@ -14,8 +14,8 @@ from loghelpers import ORIGIN, SEED
 
 from evidence.chain import note
 from evidence.chain.entries import DeviceRevoked
-from evidence.custody import CustodyLog
 from evidence.db import Database
+from evidence.log.custody import CustodyLog
 
 
 async def main(url: str, name: str, count: int, concurrency: int) -> None:

@@ -9,8 +9,8 @@ import pytest
 from loghelpers import ORIGIN, SEED, FixedClock
 
 from evidence.chain import note
-from evidence.custody import CustodyLog
 from evidence.db import Database
+from evidence.log.custody import CustodyLog
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
 from evidence.chain.entries import DeviceRevoked, LogCreated, parse_entry
-from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import (
     cases,
@@ -28,7 +27,8 @@ from evidence.db.schema import (
     node_key,
 )
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound
-from evidence.fsck import fsck
+from evidence.log.custody import CustodyLog
+from evidence.log.fsck import fsck
 
 
 def revoked(i: int) -> DeviceRevoked:

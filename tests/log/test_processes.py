@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from evidence.chain.entries import DeviceRevoked, parse_entry
-from evidence.custody import CustodyLog
 from evidence.db import Database
-from evidence.fsck import fsck
+from evidence.log.custody import CustodyLog
+from evidence.log.fsck import fsck
 
 HERE = Path(__file__).parent
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from evidence.db import Database
+from evidence.devices.registry import add_case
 from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.people import (
+from evidence.people.accounts import (
     actor_for_token,
     actor_for_user,
     add_user,
@@ -20,8 +21,7 @@ from evidence.people import (
     revoke_tokens,
     unassign_case,
 )
-from evidence.policy import ROLES, Actor, is_allowed, visible_cases
-from evidence.registry import add_case
+from evidence.people.policy import ROLES, Actor, is_allowed, visible_cases
 
 NOW = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 

@@ -4,7 +4,7 @@ Routes (`setup` adds them):
 
 * ``GET /login``: the login form;
 * ``POST /login``: check the name and password; on success a new session
-  (`evidence.access.create_session`) in the `SESSION_COOKIE` cookie and 303 to ``/``;
+  (`evidence.people.access.create_session`) in the `SESSION_COOKIE` cookie and 303 to ``/``;
 * ``POST /logout``: end the session in the database, clear the cookie, 303 to ``/login``;
 * ``GET /``: who you are, your roles, a link to your cases (``GET /api/v1/cases``).
 
@@ -62,7 +62,12 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.dialects import postgresql, sqlite
 
-from evidence.access import (
+from evidence.clock import stored_utc
+from evidence.db import Database
+from evidence.db.schema import login_failures, users, web_sessions
+from evidence.errors import EvidenceError, Forbidden, InvalidInput, TooLarge
+from evidence.logs import get_logger
+from evidence.people.access import (
     SESSION_COOKIE,
     SESSION_TTL,
     Session,
@@ -70,14 +75,14 @@ from evidence.access import (
     end_session,
     load_session,
 )
-from evidence.clock import stored_utc
-from evidence.db import Database
-from evidence.db.schema import login_failures, users, web_sessions
-from evidence.errors import EvidenceError, Forbidden, InvalidInput, TooLarge
-from evidence.logs import get_logger
-from evidence.people import MAX_NAME_LENGTH, MAX_PASSWORD_LENGTH, actor_for_user, check_password
-from evidence.policy import Actor
-from evidence.web import DB, LOG, SETTINGS
+from evidence.people.accounts import (
+    MAX_NAME_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    actor_for_user,
+    check_password,
+)
+from evidence.people.policy import Actor
+from evidence.web.plumbing import DB, LOG, SETTINGS
 
 CSRF_FIELD = "csrf_token"
 LOGIN_COOKIE = "evidence_login"
@@ -110,7 +115,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 routes = web.RouteTableDef()
-_log = get_logger("evidence.web_auth")
+_log = get_logger("evidence.people.login")
 
 
 def setup(app: web.Application) -> None:

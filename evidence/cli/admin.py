@@ -14,11 +14,11 @@ from pathlib import Path
 
 import click
 
-from evidence.cli_common import config_option, echo_json
-from evidence.custody import CustodyLog
+from evidence.cli.common import config_option, echo_json
 from evidence.db import Database
+from evidence.log.custody import CustodyLog
 from evidence.logs import configure_logging
-from evidence.policy import ROLES
+from evidence.people.policy import ROLES
 from evidence.settings import Settings
 
 
@@ -47,7 +47,7 @@ def devices_group() -> None:
 @config_option
 def devices_enroll(vkey: str, name: str, config_file: Path | None) -> None:
     """Enrol a device; print its id and bearer token (shown once, stored hashed)."""
-    from evidence.registry import enroll_device
+    from evidence.devices.registry import enroll_device
 
     with opened(config_file) as (db, log):
         echo_json(enroll_device(log, db, vkey, name))
@@ -58,7 +58,7 @@ def devices_enroll(vkey: str, name: str, config_file: Path | None) -> None:
 @config_option
 def devices_revoke(device: str, config_file: Path | None) -> None:
     """Revoke DEVICE: its token stops working; the log records the revocation."""
-    from evidence.registry import revoke_device
+    from evidence.devices.registry import revoke_device
 
     with opened(config_file) as (db, log):
         echo_json(revoke_device(log, db, device))
@@ -74,7 +74,7 @@ def cases_group() -> None:
 @config_option
 def cases_add(reference: str, config_file: Path | None) -> None:
     """Create a case for REFERENCE; print its opaque id."""
-    from evidence.registry import add_case
+    from evidence.devices.registry import add_case
 
     with opened(config_file) as (db, log):
         echo_json(add_case(db, reference, now=log.clock()))
@@ -86,7 +86,7 @@ def cases_add(reference: str, config_file: Path | None) -> None:
 @config_option
 def cases_assign(case: str, user: str, config_file: Path | None) -> None:
     """Assign USER (a worker, supervisor, reviewer or disclosure officer) to CASE."""
-    from evidence.people import assign_case
+    from evidence.people.accounts import assign_case
 
     with opened(config_file) as (db, _log):
         echo_json(assign_case(db, case, user))
@@ -98,7 +98,7 @@ def cases_assign(case: str, user: str, config_file: Path | None) -> None:
 @config_option
 def cases_unassign(case: str, user: str, config_file: Path | None) -> None:
     """Remove USER's assignment to CASE."""
-    from evidence.people import unassign_case
+    from evidence.people.accounts import unassign_case
 
     with opened(config_file) as (db, _log):
         echo_json(unassign_case(db, case, user))
@@ -110,7 +110,7 @@ def cases_unassign(case: str, user: str, config_file: Path | None) -> None:
 @config_option
 def devices_assign(device: str, user: str, config_file: Path | None) -> None:
     """Give DEVICE to the worker USER: it may upload to the cases USER is assigned to."""
-    from evidence.people import assign_device
+    from evidence.people.accounts import assign_device
 
     with opened(config_file) as (db, _log):
         echo_json(assign_device(db, device, user))
@@ -134,7 +134,7 @@ def users_group() -> None:
 @config_option
 def users_add(name: str, roles: tuple[str, ...], config_file: Path | None) -> None:
     """Add a user; print their id and a one-time password (shown once)."""
-    from evidence.people import add_user
+    from evidence.people.accounts import add_user
 
     with opened(config_file) as (db, log):
         echo_json(add_user(db, name, roles, now=log.clock()))
@@ -145,7 +145,7 @@ def users_add(name: str, roles: tuple[str, ...], config_file: Path | None) -> No
 @config_option
 def users_disable(user: str, config_file: Path | None) -> None:
     """Disable USER: their sessions and tokens stop working at once."""
-    from evidence.people import disable_user
+    from evidence.people.accounts import disable_user
 
     with opened(config_file) as (db, log):
         echo_json(disable_user(db, user, now=log.clock()))
@@ -162,7 +162,7 @@ def tokens_group() -> None:
 @config_option
 def tokens_create(user: str, expires_in: int | None, config_file: Path | None) -> None:
     """Create an API token for USER; print it (shown once, stored hashed)."""
-    from evidence.people import create_token
+    from evidence.people.accounts import create_token
 
     with opened(config_file) as (db, log):
         echo_json(create_token(db, user, now=log.clock(), expires_in=expires_in))
@@ -173,7 +173,7 @@ def tokens_create(user: str, expires_in: int | None, config_file: Path | None) -
 @config_option
 def tokens_revoke(user: str, config_file: Path | None) -> None:
     """Revoke every API token of USER at once; print how many were revoked."""
-    from evidence.people import revoke_tokens
+    from evidence.people.accounts import revoke_tokens
 
     with opened(config_file) as (db, log):
         echo_json({"user": user, "revoked": revoke_tokens(db, user, now=log.clock())})

@@ -3,7 +3,7 @@
 `actor_of(request)` resolves the person behind a request once (cached on the
 request) and `require(request, action, case)` asks the policy, raising 401
 for nobody and 403 for someone not allowed. Handlers call `require` before
-they touch anything; the policy itself is `evidence.policy`.
+they touch anything; the policy itself is `evidence.people.policy`.
 
 Web sessions: the cookie `SESSION_COOKIE` holds 256 random bits; the database
 holds only their SHA-256, the user, the session's CSRF token and its expiry.
@@ -24,9 +24,9 @@ from evidence.clock import stored_utc
 from evidence.db import Database
 from evidence.db.schema import web_sessions
 from evidence.errors import Forbidden, Unauthorized
-from evidence.people import actor_for_token, actor_for_user
-from evidence.policy import Actor, is_allowed
-from evidence.web import DB, LOG
+from evidence.people.accounts import actor_for_token, actor_for_user
+from evidence.people.policy import Actor, is_allowed
+from evidence.web.plumbing import DB, LOG
 
 SESSION_COOKIE = "evidence_session"
 SESSION_TTL = dt.timedelta(hours=8)  # a working day; then log in again

@@ -31,7 +31,7 @@ from evidence.db.schema import (
     users,
 )
 from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.policy import ROLES, Actor
+from evidence.people.policy import ROLES, Actor
 
 USER_TOKEN_PREFIX = "evu_"  # noqa: S105 - not a secret: makes tokens recognisable
 MAX_NAME_LENGTH = 200

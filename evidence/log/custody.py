@@ -40,7 +40,7 @@ from evidence.clock import format_time, utc_now
 from evidence.db import Database
 from evidence.db.schema import log_checkpoints, log_entries, log_nodes, log_state, node_key
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound, VerificationError
-from evidence.highwater import HighWater
+from evidence.log.highwater import HighWater
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -151,7 +151,7 @@ class CustodyLog:
         """Open the log in `db`, creating it (first entry ``log.created``) if it is empty.
 
         `high_water` names this machine's high-water mark file (see
-        `evidence.highwater`). Raises IntegrityError if the database holds a log
+        `evidence.log.highwater`). Raises IntegrityError if the database holds a log
         of another origin or key.
         """
         mark = HighWater(high_water) if high_water is not None else None

@@ -16,10 +16,10 @@ from evidence.chain import checkpoint as cp
 from evidence.chain import manifest as mf
 from evidence.chain import merkle
 from evidence.chain.receipt import verify_receipt
-from evidence.cli_common import echo_json
-from evidence.device.client import Session, Uploader
-from evidence.device.state import DeviceDir
+from evidence.cli.common import echo_json
 from evidence.errors import InvalidInput, VerificationError
+from evidence.field.client import Session, Uploader
+from evidence.field.state import DeviceDir
 
 HASH_CHUNK = 1 << 20
 

@@ -20,7 +20,7 @@ import click
 from aiohttp import web
 
 from evidence import __version__
-from evidence.cli_common import config_option
+from evidence.cli.common import config_option
 from evidence.errors import ConfigError, EvidenceError, NotFound, Unreachable
 from evidence.logs import configure_logging, get_logger
 from evidence.settings import Settings
@@ -50,7 +50,7 @@ def serve(host: str | None, port: str | None, config_file: Path | None) -> None:
     settings = Settings.load(config_file=config_file, overrides={"host": host, "port": port})
     configure_logging(settings.log_level, settings.log_format)
     from evidence.app import create_app  # imported late: `log verify` needs none of it
-    from evidence.memory import return_large_blocks
+    from evidence.cli.memory import return_large_blocks
 
     return_large_blocks()
 
@@ -110,8 +110,8 @@ def fsck(config_file: Path | None) -> None:
     settings = Settings.load(config_file=config_file)
     configure_logging(settings.log_level, settings.log_format)
     from evidence.db import Database
-    from evidence.fsck import fsck as run_fsck
-    from evidence.keys import load_log_signer
+    from evidence.log.fsck import fsck as run_fsck
+    from evidence.log.keys import load_log_signer
 
     signer = load_log_signer(settings.log_key_file, settings.log_origin)
     sqlite_path = settings.sqlite_path
@@ -158,7 +158,7 @@ def log_verify(server: str, state_file: Path | None, vkey: str | None) -> None:
     Exits 0 when it does; non-zero, saying why, on any failure (a fork or
     rollback says so loudly, and the state file is left as it was).
     """
-    from evidence.monitor import default_state_path, verify_log
+    from evidence.log.monitor import default_state_path, verify_log
 
     path = state_file if state_file is not None else default_state_path(server)
     result = verify_log(server, path, vkey=vkey)
@@ -166,8 +166,8 @@ def log_verify(server: str, state_file: Path | None, vkey: str | None) -> None:
 
 
 def _add_commands() -> None:
-    from evidence.cli_admin import cases_group, devices_group, tokens_group, users_group
-    from evidence.device.cli import device_group
+    from evidence.cli.admin import cases_group, devices_group, tokens_group, users_group
+    from evidence.cli.device import device_group
 
     for group in (devices_group, cases_group, users_group, tokens_group, device_group):
         cli.add_command(group)

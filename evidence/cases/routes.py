@@ -1,7 +1,7 @@
 """The API for people: cases, items, their content and their custody histories.
 
-Every route needs a person (an API token or a web session: `evidence.access`)
-and asks the policy (`evidence.policy`) about the case concerned. Checks go in
+Every route needs a person (an API token or a web session: `evidence.people.access`)
+and asks the policy (`evidence.people.policy`) about the case concerned. Checks go in
 one order: 401 for nobody, then 404 for a case or item that does not exist,
 then 403 for one the person may not see (see the policy's docstring for why
 403 and not 404), then 400/416 for bad parameters.
@@ -84,12 +84,10 @@ import sqlalchemy as sa
 from aiohttp import hdrs, web
 from sqlalchemy.engine import Connection
 
-from evidence.access import actor_of, require
 from evidence.chain import merkle
 from evidence.chain.entries import ItemAccessed, ItemIngested, item_prev_refs, parse_entry
 from evidence.chain.note import b64encode
 from evidence.clock import format_time, stored_utc
-from evidence.custody import CustodyLog, range_hashes
 from evidence.db import Database
 from evidence.db.schema import (
     cases,
@@ -110,10 +108,12 @@ from evidence.errors import (
     VerificationError,
 )
 from evidence.ingest.tus import INGEST
+from evidence.log.custody import CustodyLog, range_hashes
 from evidence.logs import get_logger
-from evidence.policy import Actor, visible_cases
+from evidence.people.access import actor_of, require
+from evidence.people.policy import Actor, visible_cases
 from evidence.storage import ObjectStream
-from evidence.web import DB, LOG, json_error
+from evidence.web.plumbing import DB, LOG, json_error
 
 # A player fetches a recording in many range requests, and a person pauses,
 # seeks and resumes; a break longer than this is a new viewing, logged again.
@@ -148,7 +148,7 @@ EXTENSIONS = {
 }
 _RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
 
-_log = get_logger("evidence.api_people")
+_log = get_logger("evidence.cases.routes")
 routes = web.RouteTableDef()
 
 

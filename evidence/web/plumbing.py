@@ -20,9 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
-from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.errors import EvidenceError, InvalidInput
+from evidence.log.custody import CustodyLog
 from evidence.logs import get_logger
 from evidence.settings import Settings
 
@@ -33,7 +33,7 @@ LOG = web.AppKey("log", CustodyLog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_log = get_logger("evidence.web")
+_log = get_logger("evidence.web.plumbing")
 
 # Decimal parameters: an index or a tree size fits in a signed 64-bit database
 # column. 19 digits hold every such number; longer input is refused before

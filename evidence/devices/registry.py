@@ -24,10 +24,10 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from evidence.chain import manifest, note
 from evidence.chain.entries import DeviceEnrolled, DeviceRevoked
 from evidence.clock import format_time
-from evidence.custody import CustodyLog
 from evidence.db import Database
 from evidence.db.schema import cases, devices
 from evidence.errors import Conflict, InvalidInput, NotFound, VerificationError
+from evidence.log.custody import CustodyLog
 
 TOKEN_PREFIX = "evd_"  # noqa: S105 - not a secret: makes tokens recognisable to scanners
 MAX_NAME_LENGTH = 200

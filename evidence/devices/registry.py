@@ -21,11 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence.cases.tables import cases
 from evidence.chain import manifest, note
 from evidence.chain.entries import DeviceEnrolled, DeviceRevoked
 from evidence.clock import format_time
 from evidence.db import Database
-from evidence.db.schema import cases, devices
+from evidence.devices.tables import devices
 from evidence.errors import Conflict, InvalidInput, NotFound, VerificationError
 from evidence.log.custody import CustodyLog
 
@@ -73,7 +74,9 @@ def case_exists(conn: Connection, case_id: str) -> bool:
     return conn.execute(sa.select(cases.c.id).where(cases.c.id == case_id)).first() is not None
 
 
-def enroll_device(log: CustodyLog, db: Database, vkey: str, name: str) -> dict[str, str]:
+def enroll_device(
+    log: CustodyLog, db: Database, vkey: str, name: str, *, now: dt.datetime
+) -> dict[str, str]:
     """Enrol the device whose verifier key is `vkey`; return its id and its one-time token."""
     try:
         verifier = note.parse_vkey(vkey)
@@ -82,7 +85,6 @@ def enroll_device(log: CustodyLog, db: Database, vkey: str, name: str) -> dict[s
     name = _check_label(name, "a device name", MAX_NAME_LENGTH)
     device = manifest.device_id(verifier.vkey)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    now = log.clock()
     entry = DeviceEnrolled(time=format_time(now), device=device, key=verifier.vkey)
 
     def record(conn: Connection, indexes: list[int]) -> None:
@@ -107,9 +109,10 @@ def enroll_device(log: CustodyLog, db: Database, vkey: str, name: str) -> dict[s
     return {"device": device, "token": token}
 
 
-def revoke_device(log: CustodyLog, db: Database, device: str) -> dict[str, str | int]:
+def revoke_device(
+    log: CustodyLog, db: Database, device: str, *, now: dt.datetime
+) -> dict[str, str | int]:
     """Revoke a device: its token stops working and the log records when."""
-    now = log.clock()
     with db.read() as conn:
         row = conn.execute(sa.select(devices).where(devices.c.id == device)).first()
     if row is None:

@@ -22,11 +22,11 @@ from aiohttp import web
 
 from evidence.clock import stored_utc
 from evidence.db import Database
-from evidence.db.schema import web_sessions
 from evidence.errors import Forbidden, Unauthorized
 from evidence.people.accounts import actor_for_token, actor_for_user
 from evidence.people.policy import Actor, is_allowed
-from evidence.web.plumbing import DB, LOG
+from evidence.people.tables import web_sessions
+from evidence.web.keys import CLOCK, DB
 
 SESSION_COOKIE = "evidence_session"
 SESSION_TTL = dt.timedelta(hours=8)  # a working day; then log in again
@@ -112,17 +112,23 @@ async def actor_of(request: web.Request) -> Actor | None:
         request.app[DB],
         request.headers.get("Authorization"),
         request.cookies.get(SESSION_COOKIE),
-        request.app[LOG].clock(),
+        request.app[CLOCK](),
     )
     request[_ACTOR] = actor
     return actor
 
 
-async def require(request: web.Request, action: str, case: str | None = None) -> Actor:
-    """The actor, if the policy allows them `action` (on `case`); 401 or 403 otherwise."""
+async def require_person(request: web.Request) -> Actor:
+    """The person asking (authentication only: what they may do is the policy's to say)."""
     actor = await actor_of(request)
     if actor is None:
         raise Unauthorized("log in, or send an API token (Authorization: Bearer ...)")
+    return actor
+
+
+async def require(request: web.Request, action: str, case: str | None = None) -> Actor:
+    """The actor, if the policy allows them `action` (on `case`); 401 or 403 otherwise."""
+    actor = await require_person(request)
     if not is_allowed(actor, action, case):
         raise Forbidden(f"not allowed: {action}")
     return actor

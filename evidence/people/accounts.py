@@ -19,19 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence.cases.tables import cases
 from evidence.clock import stored_utc
 from evidence.db import Database
-from evidence.db.schema import (
-    api_tokens,
-    case_assignments,
-    cases,
-    device_assignments,
-    devices,
-    user_roles,
-    users,
-)
+from evidence.devices.tables import device_assignments, devices
 from evidence.errors import Conflict, InvalidInput, NotFound
 from evidence.people.policy import ROLES, Actor
+from evidence.people.tables import api_tokens, case_assignments, user_roles, users
 
 USER_TOKEN_PREFIX = "evu_"  # noqa: S105 - not a secret: makes tokens recognisable
 MAX_NAME_LENGTH = 200
@@ -230,3 +224,9 @@ def assign_device(db: Database, device: str, user: str) -> dict[str, str]:
         conn.execute(device_assignments.delete().where(device_assignments.c.device_id == device))
         conn.execute(device_assignments.insert().values(device_id=device, user_id=user))
     return {"device": device, "user": user}
+
+
+def user_names(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+    """The names of the users among `ids` (ids of devices or unknown ones are left out)."""
+    rows = conn.execute(sa.select(users.c.id, users.c.name).where(users.c.id.in_(list(ids))))
+    return {row.id: row.name for row in rows}

@@ -64,7 +64,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from evidence.clock import stored_utc
 from evidence.db import Database
-from evidence.db.schema import login_failures, users, web_sessions
 from evidence.errors import EvidenceError, Forbidden, InvalidInput, TooLarge
 from evidence.logs import get_logger
 from evidence.people.access import (
@@ -82,7 +81,8 @@ from evidence.people.accounts import (
     check_password,
 )
 from evidence.people.policy import Actor
-from evidence.web.plumbing import DB, LOG, SETTINGS
+from evidence.people.tables import login_failures, users, web_sessions
+from evidence.web.keys import CLOCK, DB, PASSWORD_CHECKS, SETTINGS
 
 CSRF_FIELD = "csrf_token"
 LOGIN_COOKIE = "evidence_login"
@@ -113,7 +113,6 @@ THROTTLED = "too many failed logins: wait a while and try again"
 # Tokens and session ids are `secrets.token_urlsafe(32)`: 43 URL-safe characters.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
-PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 routes = web.RouteTableDef()
 _log = get_logger("evidence.people.login")
 
@@ -465,7 +464,7 @@ async def post_login(request: web.Request) -> web.Response:
     if name is None or password is None:
         raise InvalidInput("the login form needs a name and a password")
 
-    db, now = request.app[DB], request.app[LOG].clock()
+    db, now = request.app[DB], request.app[CLOCK]()
     address = client_address(request, _trust_proxy(request))
     limits = throttle_keys(name, address)
     wait = await asyncio.to_thread(reserve_attempt, db, limits, now)
@@ -496,7 +495,7 @@ async def post_login(request: web.Request) -> web.Response:
 async def post_logout(request: web.Request) -> web.Response:
     _refuse_cross_site(request)
     form = await read_form(request)
-    db, now = request.app[DB], request.app[LOG].clock()
+    db, now = request.app[DB], request.app[CLOCK]()
     session_id = request.cookies.get(SESSION_COOKIE)
     session = None
     if _is_token(session_id):
@@ -521,7 +520,7 @@ async def get_home(request: web.Request) -> web.Response:
     found = None
     if _is_token(session_id):
         found = await asyncio.to_thread(
-            _signed_in, request.app[DB], session_id, request.app[LOG].clock()
+            _signed_in, request.app[DB], session_id, request.app[CLOCK]()
         )
     if found is None:
         response = _redirect("/login")

@@ -78,7 +78,7 @@ def enrolled(log: CustodyLog, db: Database, name: str = "camera-1") -> Kit:
     """An enrolled device, given to a worker who is assigned to a new case."""
     now = dt.datetime.now(dt.UTC)
     signer = note.new_signer(f"device.example/{name}", hashlib.sha256(name.encode()).digest())
-    created = enroll_device(log, db, signer.verifier.vkey, name)
+    created = enroll_device(log, db, signer.verifier.vkey, name, now=log.clock())
     case = add_case(db, f"CASE/{name}", now=now)["case"]
     worker = add_user(db, f"worker of {name}", ["worker"], now=now)["user"]
     assign_case(db, case, worker)

@@ -9,9 +9,8 @@ import pytest
 import sqlalchemy as sa
 from ingesthelpers import TUS, Kit, create, patch
 
-from evidence.app import DB, LOG
-from evidence.db.schema import uploads
-from evidence.ingest.tus import INGEST
+from evidence.ingest.tables import uploads
+from evidence.web.keys import DB, INGEST, LOG
 
 
 async def test_malformed_headers_get_400_never_500(client: Any, kit: Kit) -> None:
@@ -72,15 +71,15 @@ async def test_expired_uploads_are_gone_and_cleaned_up(client: Any, kit: Kit) ->
     location = created.headers["Location"]
     await patch(client, kit, location, 0, content[:50])
     ingest = client.app[INGEST]
-    real_clock = ingest.log.clock
+    real_clock = ingest.clock
     later = real_clock() + ingest.limits.upload_ttl + dt.timedelta(minutes=1)
-    ingest.log.clock = lambda: later
+    ingest.clock = lambda: later
     try:
         head = await client.head(location, headers={**TUS, **kit.auth})
         assert head.status == 404
         assert await ingest.expire() == 1
     finally:
-        ingest.log.clock = real_clock
+        ingest.clock = real_clock
     with client.app[DB].read() as conn:
         assert conn.execute(sa.select(uploads)).all() == []
     assert await ingest.expire() == 0

@@ -66,15 +66,17 @@ from common import (
 sys.path.insert(0, str(ROOT / "tests"))  # one moto launcher for the tests and the benchmark
 from motoserver import start_moto, stop_moto
 
+from evidence.cases.registry import add_case
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.clock import utc_now
 from evidence.db import Database, open_database
-from evidence.devices.registry import add_case, enroll_device
+from evidence.devices.assignments import assign_device
+from evidence.devices.registry import enroll_device
 from evidence.ingest import tus
 from evidence.log.custody import open_log
 from evidence.logs import configure_logging
-from evidence.people.accounts import add_user, assign_case, assign_device
+from evidence.people.accounts import add_user, assign_case
 from evidence.settings import Settings
 
 MiB = 1 << 20

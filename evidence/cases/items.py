@@ -20,7 +20,6 @@ from evidence.db import Database
 from evidence.devices.tables import devices
 from evidence.errors import NotFound
 from evidence.log.history import item_history
-from evidence.people.accounts import user_names
 
 
 def _item_json(row: Any) -> dict[str, Any]:
@@ -94,8 +93,9 @@ def item_detail(db: Database, item: str) -> dict[str, Any]:
     }
 
 
-def custody_history(db: Database, item: str) -> dict[str, Any]:
-    """Every entry about `item` with its proof in the newest checkpoint, in one snapshot."""
+def custody_history(db: Database, item: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """Every entry about `item` with its proof in the newest checkpoint, in one snapshot,
+    and the ids of the people the entries name (for `evidence.people.accounts.user_names`)."""
     with db.read() as conn:
         last = conn.execute(
             sa.select(items.c.last_entry).where(items.c.id == item)
@@ -103,8 +103,7 @@ def custody_history(db: Database, item: str) -> dict[str, Any]:
         if last is None:
             raise NotFound(f"no item {item}")
         history = item_history(conn, item, int(last))
-        names = user_names(conn, history.actors)
-    return {
+    found = {
         "item": item,
         "size": history.size,
         "checkpoint": history.checkpoint,
@@ -116,5 +115,5 @@ def custody_history(db: Database, item: str) -> dict[str, Any]:
             }
             for e in history.entries
         ],
-        "actors": names,
     }
+    return found, history.actors

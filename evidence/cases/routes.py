@@ -40,7 +40,9 @@ from evidence.cases.items import (
     item_case,
     item_detail,
 )
+from evidence.db import Database
 from evidence.people.access import require, require_person
+from evidence.people.accounts import user_names
 from evidence.people.policy import visible_cases
 from evidence.web.keys import DB, LOG
 from evidence.web.plumbing import NO_STORE
@@ -87,5 +89,11 @@ async def get_custody(request: web.Request) -> web.Response:
     await require_person(request)
     db, item = request.app[DB], request.match_info["item"]
     await require(request, "item.custody", await asyncio.to_thread(item_case, db, item))
-    history = await asyncio.to_thread(custody_history, db, item)
-    return _json({**history, "vkey": request.app[LOG].vkey})
+    history, actors = await asyncio.to_thread(custody_history, db, item)
+    names = await asyncio.to_thread(_names, db, actors)
+    return _json({**history, "actors": names, "vkey": request.app[LOG].vkey})
+
+
+def _names(db: Database, ids: frozenset[str]) -> dict[str, str]:
+    with db.read() as conn:
+        return user_names(conn, ids)

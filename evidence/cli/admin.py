@@ -79,7 +79,7 @@ def cases_group() -> None:
 @config_option
 def cases_add(reference: str, config_file: Path | None) -> None:
     """Create a case for REFERENCE; print its opaque id."""
-    from evidence.devices.registry import add_case
+    from evidence.cases.registry import add_case
 
     with opened(config_file) as (db, _log):
         echo_json(add_case(db, reference, now=clock()))
@@ -115,7 +115,7 @@ def cases_unassign(case: str, user: str, config_file: Path | None) -> None:
 @config_option
 def devices_assign(device: str, user: str, config_file: Path | None) -> None:
     """Give DEVICE to the worker USER: it may upload to the cases USER is assigned to."""
-    from evidence.people.accounts import assign_device
+    from evidence.devices.assignments import assign_device
 
     with opened(config_file) as (db, _log):
         echo_json(assign_device(db, device, user))

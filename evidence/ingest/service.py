@@ -47,13 +47,15 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence.cases.registry import case_exists
 from evidence.cases.tables import items
 from evidence.chain import manifest as mf
 from evidence.chain.entries import ItemIngested
 from evidence.chain.receipt import make_receipt
 from evidence.clock import Clock, format_time, stored_utc
 from evidence.db import Database
-from evidence.devices.registry import Device, case_exists, device_for_token
+from evidence.devices.assignments import actor_for_device
+from evidence.devices.registry import Device, device_for_token
 from evidence.errors import (
     ChecksumMismatch,
     Conflict,
@@ -71,7 +73,6 @@ from evidence.ingest.staging import PartStager
 from evidence.ingest.tables import upload_parts, uploads
 from evidence.log.custody import CustodyLog
 from evidence.media import probe
-from evidence.people.accounts import actor_for_device
 from evidence.people.policy import is_allowed
 from evidence.review.tables import jobs
 from evidence.storage import ObjectStore, parse_content_key

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from aiohttp import web
 
+from evidence import tokens
 from evidence.clock import stored_utc
 from evidence.db import Database
 from evidence.errors import Forbidden, Unauthorized
@@ -40,18 +39,14 @@ class Session:
     expires_at: dt.datetime
 
 
-def _digest(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode("utf-8")).digest()
-
-
 def create_session(db: Database, user: str, now: dt.datetime) -> tuple[str, Session]:
     """A new session for `user`: its cookie value (secret) and what is stored of it."""
-    session_id = secrets.token_urlsafe(32)
-    session = Session(user, secrets.token_urlsafe(32), now + SESSION_TTL)
+    session_id = tokens.new_secret()
+    session = Session(user, tokens.new_secret(), now + SESSION_TTL)
     with db.write() as conn:
         conn.execute(
             web_sessions.insert().values(
-                id_hash=_digest(session_id),
+                id_hash=tokens.digest(session_id),
                 user_id=user,
                 csrf_token=session.csrf_token,
                 created_at=now,
@@ -64,7 +59,7 @@ def create_session(db: Database, user: str, now: dt.datetime) -> tuple[str, Sess
 def load_session(db: Database, session_id: str, now: dt.datetime) -> Session | None:
     with db.read() as conn:
         row = conn.execute(
-            sa.select(web_sessions).where(web_sessions.c.id_hash == _digest(session_id))
+            sa.select(web_sessions).where(web_sessions.c.id_hash == tokens.digest(session_id))
         ).first()
     if row is None:
         return None
@@ -76,7 +71,9 @@ def load_session(db: Database, session_id: str, now: dt.datetime) -> Session | N
 
 def end_session(db: Database, session_id: str) -> None:
     with db.write() as conn:
-        conn.execute(web_sessions.delete().where(web_sessions.c.id_hash == _digest(session_id)))
+        conn.execute(
+            web_sessions.delete().where(web_sessions.c.id_hash == tokens.digest(session_id))
+        )
 
 
 def _resolve(

@@ -53,7 +53,6 @@ import html
 import ipaddress
 import math
 import re
-import secrets
 from collections.abc import Sequence
 from typing import TypeGuard
 from urllib.parse import parse_qsl
@@ -62,6 +61,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.dialects import postgresql, sqlite
 
+from evidence import tokens
 from evidence.clock import stored_utc
 from evidence.db import Database
 from evidence.errors import EvidenceError, Forbidden, InvalidInput, TooLarge
@@ -110,7 +110,7 @@ CLEANUP_BATCH = 1000
 WRONG_CREDENTIALS = "name or password is wrong"
 THROTTLED = "too many failed logins: wait a while and try again"
 
-# Tokens and session ids are `secrets.token_urlsafe(32)`: 43 URL-safe characters.
+# Form tokens and session ids are `tokens.new_secret()`: 43 URL-safe characters.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 routes = web.RouteTableDef()
@@ -445,7 +445,7 @@ def _clear_cookie(request: web.Request, response: web.StreamResponse, name: str)
 @routes.get("/login")
 async def get_login(request: web.Request) -> web.Response:
     _refuse_password_in_url(request)
-    token = secrets.token_urlsafe(32)
+    token = tokens.new_secret()
     response = _login_page(token)
     _set_cookie(request, response, _login_cookie(request), token, max_age=LOGIN_FORM_TTL)
     return response

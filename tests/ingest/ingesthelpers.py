@@ -9,12 +9,14 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidence.cases.registry import add_case
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.db import Database
-from evidence.devices.registry import add_case, enroll_device
+from evidence.devices.assignments import assign_device
+from evidence.devices.registry import enroll_device
 from evidence.log.custody import CustodyLog
-from evidence.people.accounts import add_user, assign_case, assign_device
+from evidence.people.accounts import add_user, assign_case
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from evidence.cases.registry import add_case
 from evidence.cases.tables import cases
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.chain.entries import DeviceEnrolled, DeviceRevoked, parse_entry
 from evidence.db import Database
-from evidence.devices.registry import add_case, device_for_token, enroll_device, revoke_device
+from evidence.devices.registry import device_for_token, enroll_device, revoke_device
 from evidence.devices.tables import devices
 from evidence.errors import Conflict, InvalidInput, NotFound
 from evidence.log.custody import CustodyLog

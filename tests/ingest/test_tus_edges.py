@@ -153,8 +153,9 @@ async def test_an_upload_committed_but_not_yet_logged_is_finished_by_head(
 async def test_a_device_uploads_only_to_its_workers_cases(client: Any, kit: Kit) -> None:
     import datetime as dt
 
-    from evidence.devices.registry import add_case
-    from evidence.people.accounts import add_user, assign_device, unassign_case
+    from evidence.cases.registry import add_case
+    from evidence.devices.assignments import assign_device
+    from evidence.people.accounts import add_user, unassign_case
 
     db = client.app[DB]
     content = b"note\n"

@@ -32,6 +32,7 @@ from evidence.people import login
 from evidence.settings import Settings
 from evidence.storage import ObjectStore, content_key, open_store
 from evidence.web.keys import CLOCK, DB, INGEST, LOG, SETTINGS, STORE
+from evidence.web.pages import setup_pages
 from evidence.web.plumbing import error_middleware, setup_web
 
 __all__ = ["create_app"]
@@ -61,6 +62,7 @@ def create_app(
     app.cleanup_ctx.append(_resources(db, log))
     app.cleanup_ctx.append(_ingest(store))
     setup_web(app)
+    setup_pages(app)
     log_routes.setup(app)
     tus.setup(app)
     cases_routes.setup(app)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 import structlog
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
@@ -52,6 +53,15 @@ def engine_url(url: str) -> sa.URL:
             raise ConfigError("an SQLite database URL needs a file path: sqlite:///path")
         return parsed
     raise ConfigError(f"database URL must be sqlite:///path or postgresql://..., not {url!r}")
+
+
+# PostgreSQL array types for `Database.bulk_insert`, by column type.
+_PG_ARRAY: dict[type[Any], str] = {
+    sa.BigInteger: "bigint[]",
+    sa.Integer: "integer[]",
+    sa.LargeBinary: "bytea[]",
+    sa.Text: "text[]",
+}
 
 
 def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -130,6 +140,36 @@ class Database:
             conn.begin(),
         ):
             yield conn
+
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT of this database's dialect, which has ``on_conflict_do_nothing``."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return dialect_insert(table)
+
+    def bulk_insert(
+        self, conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]
+    ) -> None:
+        """Insert rows given column by column, the fastest way each database offers.
+
+        PostgreSQL: one statement that unnests an array per column; SQLite: the
+        sqlite3 module's executemany. Only constant SQL text (the table's own
+        names); every value goes as a bound parameter.
+        """
+        names = list(columns)
+        values = [columns[name] for name in names]
+        quoted = ", ".join(table.c[name].name for name in names)
+        if self.dialect == "postgresql":
+            arrays = ", ".join(f"%s::{_PG_ARRAY[type(table.c[n].type)]}" for n in names)
+            conn.exec_driver_sql(
+                f"INSERT INTO {table.name} ({quoted}) SELECT * FROM unnest({arrays})",  # noqa: S608
+                tuple(list(v) for v in values),
+            )
+        else:
+            marks = ", ".join("?" for _ in names)
+            conn.exec_driver_sql(
+                f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})",  # noqa: S608
+                list(zip(*values, strict=True)),
+            )
 
     def close(self) -> None:
         self.engine.dispose()

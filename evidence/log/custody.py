@@ -353,10 +353,9 @@ class CustodyLog:
             return outcomes
 
     def _lock_state(self, conn: Connection) -> Any:
-        query = sa.select(log_state)
-        if self._db.dialect == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query.where(log_state.c.id == 1)).one_or_none()
+        # A row lock on PostgreSQL; SQLite's write transaction is already exclusive.
+        query = sa.select(log_state).where(log_state.c.id == 1).with_for_update()
+        row = conn.execute(query).one_or_none()
         if row is None:
             raise IntegrityError("the log's state row is missing")
         return row
@@ -445,33 +444,11 @@ class CustodyLog:
         datas: list[bytes],
         created: list[tuple[merkle.Subtree, bytes]],
     ) -> None:
-        """Insert entries and subtree hashes the fastest way each database offers.
-
-        Only constant SQL text; every value goes as a bound parameter.
-        """
+        """Insert entries and subtree hashes (`Database.bulk_insert`: one statement each)."""
         idxs = list(range(size, size + len(datas)))
+        self._db.bulk_insert(conn, log_entries, {"idx": idxs, "data": datas})
         nodes = [node_key(s.level, s.index) for s, _ in created]
-        hashes = [h for _, h in created]
-        if self._db.dialect == "postgresql":  # one statement per table, arrays unnested
-            conn.exec_driver_sql(
-                "INSERT INTO log_entries (idx, data)"
-                " SELECT * FROM unnest(%s::bigint[], %s::bytea[])",
-                (idxs, datas),
-            )
-            conn.exec_driver_sql(
-                "INSERT INTO log_nodes (node, hash)"
-                " SELECT * FROM unnest(%s::bigint[], %s::bytea[])",
-                (nodes, hashes),
-            )
-        else:  # the sqlite3 module's executemany
-            conn.exec_driver_sql(
-                "INSERT INTO log_entries (idx, data) VALUES (?, ?)",
-                list(zip(idxs, datas, strict=True)),
-            )
-            conn.exec_driver_sql(
-                "INSERT INTO log_nodes (node, hash) VALUES (?, ?)",
-                list(zip(nodes, hashes, strict=True)),
-            )
+        self._db.bulk_insert(conn, log_nodes, {"node": nodes, "hash": [h for _, h in created]})
 
     def _check_consistent(
         self,

@@ -1,17 +1,10 @@
-"""Merkle tree hashing, proofs and their verification: RFC 6962 section 2.1, RFC 9162 section 2.1.
+"""Merkle tree hashing and the verification of proofs: RFC 6962 section 2.1, RFC 9162 section 2.1.
 
 Hashes: ``leaf = SHA-256(0x00 || entry)``, ``node = SHA-256(0x01 || left || right)``,
 and the root of the empty tree is ``SHA-256("")`` (RFC 9162 section 2.1.1).
 
-A *perfect subtree* ``(level, index)`` is the complete subtree of ``2**level``
-leaves covering ``[index * 2**level, (index + 1) * 2**level)``. Every subtree the
-RFC's recursive definitions use is a perfect subtree or a run of them, so a
-store that keeps the hashes of perfect subtrees (about two per entry) answers a
-root or a proof from O(log n) of them (`perfect_subtrees`), never by hashing
-every entry. Proof generation here is two-step and pure: `inclusion_path` and
-`consistency_path` name the ranges whose hashes form the proof; the caller
-fetches the perfect-subtree hashes of those ranges and folds each with
-`fold_subtrees`.
+Building trees and proofs (perfect subtrees, proof paths, appends) is
+`evidence.chain.tree`; this module is what a verifier needs.
 
 Size-0 policy: the empty tree has root ``SHA-256("")``. Every tree is
 consistent with the empty tree, with an empty proof, but only if the older
@@ -31,8 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from evidence.errors import VerificationError
 
@@ -47,102 +39,12 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 section 2.1.1: MTH({})
 MAX_PROOF_HASHES = 65
 
 
-@dataclass(frozen=True)
-class Subtree:
-    """The perfect subtree of ``2**level`` leaves starting at leaf ``index << level``."""
-
-    level: int
-    index: int
-
-
 def leaf_hash(entry: bytes) -> bytes:
     return hashlib.sha256(LEAF_PREFIX + entry).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(NODE_PREFIX + left + right).digest()
-
-
-def _largest_power_of_two_below(n: int) -> int:
-    """The k of RFC 6962: the largest power of two smaller than n (n > 1)."""
-    return 1 << ((n - 1).bit_length() - 1)
-
-
-def perfect_subtrees(start: int, end: int) -> list[Subtree]:
-    """The perfect subtrees, left to right, whose fold is the hash of ``[start, end)``.
-
-    Valid for every range that the RFC's recursion visits: ``start`` is a
-    multiple of a power of two at least ``end - start`` (in particular
-    ``start == 0``). Raises ValueError for other ranges.
-    """
-    size = end - start
-    if size <= 0:
-        raise ValueError(f"empty range [{start}, {end})")
-    if start & ((1 << (size - 1).bit_length()) - 1):
-        raise ValueError(f"range [{start}, {end}) is not a subtree of any tree")
-    result = []
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            result.append(Subtree(level, start >> level))
-            start += 1 << level
-    return result
-
-
-def fold_subtrees(hashes: Sequence[bytes]) -> bytes:
-    """Hash of a range from its perfect subtrees' hashes, left to right (see `perfect_subtrees`).
-
-    The largest subtree is the left child of the range's root; the rest fold
-    into its right child, recursively: ``H(h0, H(h1, H(h2, ...)))``.
-    """
-    if not hashes:
-        return EMPTY_ROOT
-    result = hashes[-1]
-    for h in reversed(hashes[:-1]):
-        result = node_hash(h, result)
-    return result
-
-
-def inclusion_path(index: int, size: int) -> list[tuple[int, int]]:
-    """Ranges ``[start, end)`` whose hashes are the inclusion proof of ``index`` (RFC 6962 PATH).
-
-    Ordered from the leaf's sibling up to the root's child.
-    """
-    if not 0 <= index < size:
-        raise ValueError(f"index {index} is outside a tree of size {size}")
-    path: list[tuple[int, int]] = []
-    start, end = 0, size
-    while end - start > 1:
-        k = _largest_power_of_two_below(end - start)
-        if index < start + k:
-            path.append((start + k, end))
-            end = start + k
-        else:
-            path.append((start, start + k))
-            start += k
-    path.reverse()
-    return path
-
-
-def consistency_path(old: int, new: int) -> list[tuple[int, int]]:
-    """Ranges whose hashes are the consistency proof from size `old` to `new` (RFC 6962 PROOF)."""
-    if not 0 <= old <= new:
-        raise ValueError(f"no consistency proof from size {old} to size {new}")
-    path: list[tuple[int, int]] = []
-    if old == 0 or old == new:
-        return path
-    start, end, whole = 0, new, True
-    while old != end:
-        k = _largest_power_of_two_below(end - start)
-        if old <= start + k:
-            path.append((start + k, end))
-            end = start + k
-        else:
-            path.append((start, start + k))
-            start, whole = start + k, False
-    if not whole:
-        path.append((start, end))
-    path.reverse()
-    return path
 
 
 def _hash(name: str, value: bytes | bytearray | memoryview) -> bytes:
@@ -260,30 +162,3 @@ def verify_consistency(
         raise VerificationError("consistency proof is too short")
     _expect_equal("root1 computed from the consistency proof", fr, root1)
     _expect_equal("root2 computed from the consistency proof", sr, root2)
-
-
-def append_leaves(
-    size: int, frontier: Sequence[bytes], leaf_hashes: Sequence[bytes]
-) -> tuple[list[tuple[Subtree, bytes]], list[bytes]]:
-    """Extend a tree of `size` leaves by `leaf_hashes`.
-
-    `frontier` holds the hashes of ``perfect_subtrees(0, size)`` (left to
-    right). Returns every perfect subtree completed by the new leaves (the
-    leaves themselves at level 0 included) with its hash, and the new frontier;
-    the new root is ``fold_subtrees(new_frontier)``.
-    """
-    levels = [s.level for s in perfect_subtrees(0, size)] if size else []
-    if len(levels) != len(frontier):
-        raise ValueError(f"frontier of a tree of size {size} has {len(levels)} hashes")
-    stack = list(zip(levels, frontier, strict=True))
-    created: list[tuple[Subtree, bytes]] = []
-    for i, h in enumerate(leaf_hashes, start=size):
-        level, index = 0, i
-        created.append((Subtree(0, i), h))
-        while stack and stack[-1][0] == level:
-            _, left = stack.pop()
-            h = node_hash(left, h)
-            level, index = level + 1, index >> 1
-            created.append((Subtree(level, index), h))
-        stack.append((level, h))
-    return created, [h for _, h in stack]

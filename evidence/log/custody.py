@@ -33,7 +33,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from evidence.chain import checkpoint as cp
-from evidence.chain import merkle, note
+from evidence.chain import merkle, note, tree
 from evidence.chain.entries import CustodyEntry, LogCreated, parse_entry
 from evidence.clock import Clock, format_time, utc_now
 from evidence.db import Database
@@ -69,7 +69,7 @@ class _Tip:
 
     size: int
     root: bytes
-    frontier: list[bytes]  # hashes of merkle.perfect_subtrees(0, size)
+    frontier: list[bytes]  # hashes of tree.perfect_subtrees(0, size)
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,7 @@ def open_log(settings: Settings, db: Database, clock: Clock) -> CustodyLog:
     return CustodyLog.open(db, signer, clock=clock, high_water=settings.data_dir / HIGH_WATER_FILE)
 
 
-def read_subtrees(
-    conn: Connection, subtrees: Iterable[merkle.Subtree]
-) -> dict[merkle.Subtree, bytes]:
+def read_subtrees(conn: Connection, subtrees: Iterable[tree.Subtree]) -> dict[tree.Subtree, bytes]:
     """Stored hashes of the given perfect subtrees; IntegrityError if one is missing."""
     wanted = set(subtrees)
     if not wanted:
@@ -112,13 +110,13 @@ def read_subtrees(
 def range_hashes(
     conn: Connection,
     ranges: Sequence[tuple[int, int]],
-    known: dict[merkle.Subtree, bytes] | None = None,
+    known: dict[tree.Subtree, bytes] | None = None,
 ) -> list[bytes]:
     """The hash of each range (a subtree of some tree), from stored perfect-subtree hashes."""
-    parts = [merkle.perfect_subtrees(start, end) for start, end in ranges]
+    parts = [tree.perfect_subtrees(start, end) for start, end in ranges]
     have = dict(known or {})
     have.update(read_subtrees(conn, (s for p in parts for s in p if s not in have)))
-    return [merkle.fold_subtrees([have[s] for s in p]) for p in parts]
+    return [tree.fold_subtrees([have[s] for s in p]) for p in parts]
 
 
 def root_at(conn: Connection, size: int) -> bytes:
@@ -403,7 +401,7 @@ class CustodyLog:
                     f"the database's log does not contain the checkpoint of size {earlier.size} "
                     "signed before: it went back in time or was altered; refusing to sign"
                 )
-        subtrees = merkle.perfect_subtrees(0, state.size)
+        subtrees = tree.perfect_subtrees(0, state.size)
         stored = read_subtrees(conn, subtrees)
         return _Tip(last.size, last.root_hash, [stored[s] for s in subtrees])
 
@@ -423,10 +421,10 @@ class CustodyLog:
         last = self._last_signed(conn, state)
         size = last.size if last else 0
         frontier = last.frontier if last else []
-        created, new_frontier = merkle.append_leaves(size, frontier, leaves)
-        new_size, new_root = size + len(datas), merkle.fold_subtrees(new_frontier)
+        created, new_frontier = tree.append_leaves(size, frontier, leaves)
+        new_size, new_root = size + len(datas), tree.fold_subtrees(new_frontier)
         if last is not None:
-            known = dict(zip(merkle.perfect_subtrees(0, size), frontier, strict=True))
+            known = dict(zip(tree.perfect_subtrees(0, size), frontier, strict=True))
             known.update(created)
             self._check_consistent(conn, last, new_size, new_root, known)
         signed = cp.sign_checkpoint(cp.Checkpoint(self.origin, new_size, new_root), self._signer)
@@ -442,7 +440,7 @@ class CustodyLog:
         conn: Connection,
         size: int,
         datas: list[bytes],
-        created: list[tuple[merkle.Subtree, bytes]],
+        created: list[tuple[tree.Subtree, bytes]],
     ) -> None:
         """Insert entries and subtree hashes (`Database.bulk_insert`: one statement each)."""
         idxs = list(range(size, size + len(datas)))
@@ -456,11 +454,11 @@ class CustodyLog:
         last: _Tip,
         new_size: int,
         new_root: bytes,
-        known: dict[merkle.Subtree, bytes],
+        known: dict[tree.Subtree, bytes],
     ) -> None:
         """Refuse to sign a checkpoint that does not extend the last one this log signed."""
         try:
-            proof = range_hashes(conn, merkle.consistency_path(last.size, new_size), known)
+            proof = range_hashes(conn, tree.consistency_path(last.size, new_size), known)
             merkle.verify_consistency(last.size, new_size, proof, last.root, new_root)
         except VerificationError as exc:
             log.critical("log.inconsistent", size=new_size, error=str(exc))
@@ -500,7 +498,7 @@ class CustodyLog:
                     f"need 0 <= index < size <= {current} (the log's size), "
                     f"got index {index}, size {size}"
                 )
-            return range_hashes(conn, merkle.inclusion_path(index, size))
+            return range_hashes(conn, tree.inclusion_path(index, size))
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         with self._db.read() as conn:
@@ -509,7 +507,7 @@ class CustodyLog:
                 raise InvalidInput(
                     f"need 0 <= old <= new <= {current} (the log's size), got old {old}, new {new}"
                 )
-            return range_hashes(conn, merkle.consistency_path(old, new))
+            return range_hashes(conn, tree.consistency_path(old, new))
 
     def root(self, size: int) -> bytes:
         with self._db.read() as conn:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from evidence.chain import checkpoint as cp
-from evidence.chain import merkle, note
+from evidence.chain import merkle, note, tree
 from evidence.chain.entries import LogCreated, parse_entry
 from evidence.db import Database
 from evidence.errors import VerificationError
@@ -103,7 +103,7 @@ def _check(conn: Connection, verifier: note.Verifier, report: FsckReport) -> Non
     last_checkpoint: tuple[int, bytes] | None = None
 
     size = 0  # entries re-derived so far
-    frontier: list[bytes] = []  # hashes of merkle.perfect_subtrees(0, size)
+    frontier: list[bytes] = []  # hashes of tree.perfect_subtrees(0, size)
     buffer: list[tuple[int, bytes]] = []
     bad_roots: list[int] = []  # checkpoint sizes whose root the entries do not give
 
@@ -111,16 +111,16 @@ def _check(conn: Connection, verifier: note.Verifier, report: FsckReport) -> Non
         """Re-derive the hashes of the buffered entries; compare them and the checkpoint roots."""
         nonlocal size, frontier, pending, last_checkpoint
         first, leaves = size, [merkle.leaf_hash(data) for _, data in buffer]
-        created: list[tuple[merkle.Subtree, bytes]] = []
+        created: list[tuple[tree.Subtree, bytes]] = []
         end = first + len(leaves)
         while size < end or (pending is not None and pending[0] == size):
             # Advance to the next checkpoint size in this chunk, or to the chunk's end.
             cut = pending[0] if pending is not None and pending[0] <= end else end
-            new, frontier = merkle.append_leaves(size, frontier, leaves[size - first : cut - first])
+            new, frontier = tree.append_leaves(size, frontier, leaves[size - first : cut - first])
             created.extend(new)
             size = cut
             if pending is not None and pending[0] == size:
-                if merkle.fold_subtrees(frontier) != pending[1]:
+                if tree.fold_subtrees(frontier) != pending[1]:
                     bad_roots.append(size)
                 last_checkpoint, pending = pending, next(checkpoints, None)
             elif size == end:
@@ -197,7 +197,7 @@ def _check_state(
 
 
 def _compare_nodes(
-    conn: Connection, created: list[tuple[merkle.Subtree, bytes]], report: FsckReport
+    conn: Connection, created: list[tuple[tree.Subtree, bytes]], report: FsckReport
 ) -> None:
     """Compare stored subtree hashes: leaves with the entries, others with their stored children.
 

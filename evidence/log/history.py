@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from evidence.chain import merkle
+from evidence.chain import tree
 from evidence.chain.entries import ItemIngested, item_prev_refs, parse_entry
 from evidence.errors import IntegrityError, VerificationError
 from evidence.log.custody import range_hashes
@@ -51,9 +51,7 @@ def item_history(conn: Connection, item: str, last_entry: int) -> ItemHistory:
     index: int | None = last_entry
     while index is not None:
         data, prev, actor = _entry_about(conn, item, index, size)
-        found.append(
-            ProvenEntry(index, data, range_hashes(conn, merkle.inclusion_path(index, size)))
-        )
+        found.append(ProvenEntry(index, data, range_hashes(conn, tree.inclusion_path(index, size))))
         if actor is not None:
             actors.add(actor)
         index = prev

@@ -53,14 +53,6 @@ from evidence import tokens
 from evidence.db import Database
 from evidence.errors import EvidenceError, Forbidden, InvalidInput, TooLarge
 from evidence.logs import get_logger
-from evidence.people.access import (
-    SESSION_COOKIE,
-    SESSION_TTL,
-    Session,
-    create_session,
-    end_session,
-    load_session,
-)
 from evidence.people.accounts import (
     MAX_NAME_LENGTH,
     MAX_PASSWORD_LENGTH,
@@ -68,6 +60,14 @@ from evidence.people.accounts import (
     check_password,
 )
 from evidence.people.policy import Actor
+from evidence.people.sessions import (
+    SESSION_COOKIE,
+    SESSION_TTL,
+    Session,
+    create_session,
+    end_session,
+    load_session,
+)
 from evidence.people.tables import users
 from evidence.people.throttle import (
     Limit,

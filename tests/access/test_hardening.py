@@ -33,8 +33,8 @@ from webhelpers import (
 from yarl import URL
 
 from evidence.people import login as web_auth
-from evidence.people.access import SESSION_COOKIE
 from evidence.people.accounts import create_token
+from evidence.people.sessions import SESSION_COOKIE
 from evidence.people.tables import login_failures
 from evidence.settings import Settings
 from evidence.web.keys import CLOCK, DB

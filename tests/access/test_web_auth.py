@@ -23,8 +23,8 @@ from webhelpers import (
 from evidence.cli import main
 from evidence.db import Database
 from evidence.people import login as web_auth
-from evidence.people.access import SESSION_COOKIE, SESSION_TTL
 from evidence.people.accounts import actor_for_token, add_user, create_token, disable_user
+from evidence.people.sessions import SESSION_COOKIE, SESSION_TTL
 from evidence.people.tables import web_sessions
 from evidence.settings import Settings
 from evidence.web.keys import CLOCK, DB

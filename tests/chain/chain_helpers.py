@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.chain import merkle
+from evidence.chain import tree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ class RefTree:
     `hash(start, end)` is MTH(D[start:end]) by the RFC recursion; `path` and
     `proof` are PATH and PROOF of RFC 6962 sections 2.1.1 and 2.1.2, returning
     the proof hashes directly. `core_*` build the same proofs the way the
-    service does: `merkle.inclusion_path` / `consistency_path` name ranges,
+    service does: `tree.inclusion_path` / `consistency_path` name ranges,
     `perfect_subtrees` splits each range and `fold_subtrees` folds it.
     """
 
@@ -144,20 +144,20 @@ class RefTree:
             return []
         return sub(m, 0, n, True)
 
-    def subtree(self, s: merkle.Subtree) -> bytes:
+    def subtree(self, s: tree.Subtree) -> bytes:
         return self.hash(s.index << s.level, (s.index + 1) << s.level)
 
     def fold(self, start: int, end: int) -> bytes:
         """Hash of [start, end) the service's way: perfect subtrees, then fold."""
-        return merkle.fold_subtrees([self.subtree(s) for s in merkle.perfect_subtrees(start, end)])
+        return tree.fold_subtrees([self.subtree(s) for s in tree.perfect_subtrees(start, end)])
 
     def core_inclusion(self, index: int, size: int | None = None) -> list[bytes]:
         size = len(self) if size is None else size
-        return [self.fold(a, b) for a, b in merkle.inclusion_path(index, size)]
+        return [self.fold(a, b) for a, b in tree.inclusion_path(index, size)]
 
     def core_consistency(self, old: int, new: int | None = None) -> list[bytes]:
         new = len(self) if new is None else new
-        return [self.fold(a, b) for a, b in merkle.consistency_path(old, new)]
+        return [self.fold(a, b) for a, b in tree.consistency_path(old, new)]
 
 
 def make_entries(n: int, tag: str = "e") -> list[bytes]:

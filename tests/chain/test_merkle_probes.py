@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 from chain_helpers import RefTree, flip_bit, make_entries, rfc_k, rfc_node
 
-from evidence.chain import merkle
+from evidence.chain import merkle, tree
 from evidence.errors import VerificationError
 
 TREE = RefTree(make_entries(1100))
@@ -446,10 +446,10 @@ def test_too_long_proofs_are_rejected_before_hashing() -> None:
 def test_max_proof_hashes_is_enough_for_any_64_bit_tree() -> None:
     """The longest proofs for sizes up to 2**64 fit the limit, so it refuses nothing valid."""
     big = 2**64 - 1
-    assert len(merkle.inclusion_path(0, 2**63 + 1)) == 64
-    assert len(merkle.inclusion_path(big - 1, big)) == 63
-    assert len(merkle.consistency_path(2**63 - 1, 2**64 - 1)) <= merkle.MAX_PROOF_HASHES
-    assert max(len(merkle.consistency_path(m, big)) for m in (1, 3, 2**40 + 1, big - 1)) <= 65
+    assert len(tree.inclusion_path(0, 2**63 + 1)) == 64
+    assert len(tree.inclusion_path(big - 1, big)) == 63
+    assert len(tree.consistency_path(2**63 - 1, 2**64 - 1)) <= merkle.MAX_PROOF_HASHES
+    assert max(len(tree.consistency_path(m, big)) for m in (1, 3, 2**40 + 1, big - 1)) <= 65
 
 
 def test_wrong_length_proofs_give_precise_errors() -> None:

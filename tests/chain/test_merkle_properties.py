@@ -15,8 +15,8 @@ from chain_helpers import RefTree, make_entries, rfc_mth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence.chain import merkle
-from evidence.errors import VerificationError
+from evidence.chain import merkle, tree
+from evidence.errors import InvalidInput, VerificationError
 
 MAX_SIZE = 2000
 ENTRIES = make_entries(2048, tag="p")
@@ -75,22 +75,22 @@ def test_generated_consistency_proofs_verify(case: tuple[int, int]) -> None:
 @given(batches())
 def test_append_leaves_in_batches_matches_the_rfc(cuts: list[int]) -> None:
     size, frontier = 0, list[bytes]()
-    created: dict[merkle.Subtree, bytes] = {}
+    created: dict[tree.Subtree, bytes] = {}
     for n in cuts:
-        new, frontier = merkle.append_leaves(size, frontier, TREE.leaves[size : size + n])
+        new, frontier = tree.append_leaves(size, frontier, TREE.leaves[size : size + n])
         for subtree, h in new:
             assert subtree not in created, subtree  # each subtree is completed once
             assert h == TREE.subtree(subtree), subtree
             created[subtree] = h
         size += n
         # The frontier is exactly the perfect subtrees of the new size, and folds to its root.
-        perfect = merkle.perfect_subtrees(0, size) if size else []
+        perfect = tree.perfect_subtrees(0, size) if size else []
         assert frontier == [TREE.subtree(s) for s in perfect]
-        assert merkle.fold_subtrees(frontier) == TREE.root(size)
-    assert merkle.fold_subtrees(frontier) == rfc_mth(ENTRIES[:size])
+        assert tree.fold_subtrees(frontier) == TREE.root(size)
+    assert tree.fold_subtrees(frontier) == rfc_mth(ENTRIES[:size])
     # Every perfect subtree inside [0, size), and nothing else, was created.
     expected = {
-        merkle.Subtree(level, index)
+        tree.Subtree(level, index)
         for level in range(size.bit_length())
         for index in range(size >> level)
     }
@@ -105,7 +105,7 @@ def test_append_leaves_in_batches_matches_the_rfc(cuts: list[int]) -> None:
 def test_perfect_subtrees_cover_an_aligned_range_exactly(size: int, slot: int) -> None:
     align = 1 << (size - 1).bit_length()  # smallest power of two >= size
     start = slot * align
-    subtrees = merkle.perfect_subtrees(start, start + size)
+    subtrees = tree.perfect_subtrees(start, start + size)
     pos = start
     levels = []
     for s in subtrees:
@@ -132,10 +132,10 @@ def test_perfect_subtrees_fold_to_the_range_hash(size: int, slot: int) -> None:
 def test_perfect_subtrees_refuses_misaligned_ranges(size: int, start: int) -> None:
     align = 1 << (size - 1).bit_length()
     if start % align == 0:
-        merkle.perfect_subtrees(start, start + size)
+        tree.perfect_subtrees(start, start + size)
     else:
-        with pytest.raises(ValueError, match="not a subtree"):
-            merkle.perfect_subtrees(start, start + size)
+        with pytest.raises(InvalidInput, match="not a subtree"):
+            tree.perfect_subtrees(start, start + size)
 
 
 def test_reference_mth_small_cases() -> None:
@@ -165,14 +165,14 @@ def test_size_zero_policy() -> None:
         bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         == merkle.EMPTY_ROOT
     )
-    assert merkle.fold_subtrees([]) == merkle.EMPTY_ROOT == rfc_mth([])
-    created, frontier = merkle.append_leaves(0, [], [])
+    assert tree.fold_subtrees([]) == merkle.EMPTY_ROOT == rfc_mth([])
+    created, frontier = tree.append_leaves(0, [], [])
     assert (created, frontier) == ([], [])
 
     # Every tree is consistent with the empty tree, with an empty proof...
     for new in (0, 1, 2, 7, 1000):
         merkle.verify_consistency(0, new, [], merkle.EMPTY_ROOT, TREE.root(new))
-    assert merkle.consistency_path(0, 0) == merkle.consistency_path(0, 9) == []
+    assert tree.consistency_path(0, 0) == tree.consistency_path(0, 9) == []
     # ...but only if the older root really is the empty root...
     with pytest.raises(VerificationError, match="empty tree"):
         merkle.verify_consistency(0, 7, [], TREE.root(7), TREE.root(7))
@@ -181,8 +181,8 @@ def test_size_zero_policy() -> None:
         merkle.verify_consistency(0, 7, [TREE.root(7)], merkle.EMPTY_ROOT, TREE.root(7))
 
     # No inclusion proof exists in the empty tree.
-    with pytest.raises(ValueError, match="outside"):
-        merkle.inclusion_path(0, 0)
+    with pytest.raises(InvalidInput, match="outside"):
+        tree.inclusion_path(0, 0)
     with pytest.raises(VerificationError):
         merkle.verify_inclusion(merkle.EMPTY_ROOT, 0, 0, [], merkle.EMPTY_ROOT)
 
@@ -198,39 +198,39 @@ def test_size_zero_to_zero_requires_the_empty_root() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Argument errors of the proof builders (ValueError: caller bugs, not bad input)
+# Argument errors of the proof builders (InvalidInput: caller bugs, not bad input)
 
 
 @pytest.mark.parametrize(("index", "size"), [(-1, 5), (5, 5), (6, 5), (0, 0)])
 def test_inclusion_path_refuses_bad_arguments(index: int, size: int) -> None:
-    with pytest.raises(ValueError, match="outside"):
-        merkle.inclusion_path(index, size)
+    with pytest.raises(InvalidInput, match="outside"):
+        tree.inclusion_path(index, size)
 
 
 @pytest.mark.parametrize(("old", "new"), [(-1, 5), (6, 5), (1, 0)])
 def test_consistency_path_refuses_bad_arguments(old: int, new: int) -> None:
-    with pytest.raises(ValueError, match="no consistency proof"):
-        merkle.consistency_path(old, new)
+    with pytest.raises(InvalidInput, match="no consistency proof"):
+        tree.consistency_path(old, new)
 
 
 @pytest.mark.parametrize(("start", "end"), [(0, 0), (5, 5), (5, 4)])
 def test_perfect_subtrees_refuses_empty_ranges(start: int, end: int) -> None:
-    with pytest.raises(ValueError, match="empty range"):
-        merkle.perfect_subtrees(start, end)
+    with pytest.raises(InvalidInput, match="empty range"):
+        tree.perfect_subtrees(start, end)
 
 
 def test_append_leaves_refuses_a_wrong_frontier() -> None:
-    frontier = [TREE.subtree(s) for s in merkle.perfect_subtrees(0, 7)]
+    frontier = [TREE.subtree(s) for s in tree.perfect_subtrees(0, 7)]
     assert len(frontier) == 3
-    with pytest.raises(ValueError, match="frontier"):
-        merkle.append_leaves(7, frontier[:2], [TREE.leaves[7]])
-    with pytest.raises(ValueError, match="frontier"):
-        merkle.append_leaves(0, frontier[:1], [])
-    created, new = merkle.append_leaves(7, frontier, [TREE.leaves[7]])
+    with pytest.raises(InvalidInput, match="frontier"):
+        tree.append_leaves(7, frontier[:2], [TREE.leaves[7]])
+    with pytest.raises(InvalidInput, match="frontier"):
+        tree.append_leaves(0, frontier[:1], [])
+    created, new = tree.append_leaves(7, frontier, [TREE.leaves[7]])
     assert new == [TREE.root(8)]
     assert [s for s, _ in created] == [
-        merkle.Subtree(0, 7),
-        merkle.Subtree(1, 3),
-        merkle.Subtree(2, 1),
-        merkle.Subtree(3, 0),
+        tree.Subtree(0, 7),
+        tree.Subtree(1, 3),
+        tree.Subtree(2, 1),
+        tree.Subtree(3, 0),
     ]

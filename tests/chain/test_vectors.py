@@ -30,7 +30,7 @@ from chain_helpers import (
     unb64,
 )
 
-from evidence.chain import checkpoint, merkle, note
+from evidence.chain import checkpoint, merkle, note, tree
 from evidence.errors import VerificationError
 
 # ---------------------------------------------------------------------------
@@ -216,9 +216,9 @@ def test_tessera_roots_computed_by_the_core(size: int) -> None:
         done = 0
         while done < size:
             chunk = leaves[done : done + batch]
-            _, frontier = merkle.append_leaves(done, frontier, chunk)
+            _, frontier = tree.append_leaves(done, frontier, chunk)
             done += len(chunk)
-        assert merkle.fold_subtrees(frontier) == cp.root_hash
+        assert tree.fold_subtrees(frontier) == cp.root_hash
 
 
 def test_tessera_proofs_between_all_checkpoints() -> None:

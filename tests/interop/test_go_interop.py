@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from gotools import GoVerifier, go_result, verifier_doc
 
-from evidence.chain import checkpoint, entries, merkle, note
+from evidence.chain import checkpoint, entries, merkle, note, tree
 from evidence.errors import VerificationError
 
 pytestmark = pytest.mark.interop
@@ -89,15 +89,15 @@ class Log:
     def __init__(self, data: list[bytes], rng: random.Random) -> None:
         self.entries = data
         self.leaves = [merkle.leaf_hash(e) for e in data]
-        self.subtrees: dict[merkle.Subtree, bytes] = {}
+        self.subtrees: dict[tree.Subtree, bytes] = {}
         self.roots = {0: merkle.EMPTY_ROOT}
         size, frontier = 0, list[bytes]()
         while size < len(data):  # appended in random batches, as the service does
             batch = self.leaves[size : size + rng.randrange(1, 40)]
-            created, frontier = merkle.append_leaves(size, frontier, batch)
+            created, frontier = tree.append_leaves(size, frontier, batch)
             self.subtrees.update(created)
             size += len(batch)
-            self.roots[size] = merkle.fold_subtrees(frontier)
+            self.roots[size] = tree.fold_subtrees(frontier)
         ref = _reference(tuple(self.leaves))
         for n, root in self.roots.items():
             assert root == ref(0, n), n  # the core agrees with RFC 6962's MTH
@@ -107,22 +107,18 @@ class Log:
         return len(self.entries)
 
     def root(self, size: int) -> bytes:
-        return merkle.fold_subtrees(self._range(0, size)) if size else merkle.EMPTY_ROOT
+        return tree.fold_subtrees(self._range(0, size)) if size else merkle.EMPTY_ROOT
 
     def _range(self, start: int, end: int) -> list[bytes]:
-        return [self.subtrees[s] for s in merkle.perfect_subtrees(start, end)]
+        return [self.subtrees[s] for s in tree.perfect_subtrees(start, end)]
 
     def inclusion(self, index: int, size: int | None = None) -> list[bytes]:
         size = self.size if size is None else size
-        return [
-            merkle.fold_subtrees(self._range(a, b)) for a, b in merkle.inclusion_path(index, size)
-        ]
+        return [tree.fold_subtrees(self._range(a, b)) for a, b in tree.inclusion_path(index, size)]
 
     def consistency(self, old: int, new: int | None = None) -> list[bytes]:
         new = self.size if new is None else new
-        return [
-            merkle.fold_subtrees(self._range(a, b)) for a, b in merkle.consistency_path(old, new)
-        ]
+        return [tree.fold_subtrees(self._range(a, b)) for a, b in tree.consistency_path(old, new)]
 
     def checkpoint(self, size: int | None = None, signer: note.Signer = SIGNER) -> str:
         size = self.size if size is None else size

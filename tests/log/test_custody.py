@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from evidence.cases.tables import cases
 from evidence.chain import checkpoint as cp
-from evidence.chain import merkle, note
+from evidence.chain import merkle, note, tree
 from evidence.chain.entries import DeviceRevoked, LogCreated, parse_entry
 from evidence.db import Database
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound
@@ -191,7 +191,7 @@ def _true_consistency(custody: CustodyLog, old: int, new: int) -> list[bytes]:
         k = 1 << ((end - start - 1).bit_length() - 1)
         return merkle.node_hash(mth(start, start + k), mth(start + k, end))
 
-    return [mth(a, b) for a, b in merkle.consistency_path(old, new)]
+    return [mth(a, b) for a, b in tree.consistency_path(old, new)]
 
 
 async def test_a_failed_batch_fails_its_appenders_and_the_log_goes_on(
@@ -316,13 +316,13 @@ def _roll_back_to(db: Database, size: int, root: bytes) -> None:
         conn.execute(log_state.update().values(size=size, root=root))
 
 
-def _subtrees_beyond(size: int, end: int) -> list[merkle.Subtree]:
+def _subtrees_beyond(size: int, end: int) -> list[tree.Subtree]:
     """Every perfect subtree that a tree of `end` has and a tree of `size` does not."""
     found = []
     for level in range(8):
         for index in range(end >> level):
             if (index + 1) << level > size:
-                found.append(merkle.Subtree(level, index))
+                found.append(tree.Subtree(level, index))
     return found
 
 

@@ -19,6 +19,7 @@ from evidence.clock import stored_utc
 from evidence.db import Database
 from evidence.devices.tables import devices
 from evidence.errors import NotFound
+from evidence.ids import ItemId, LeafIndex, UserId
 from evidence.log.history import item_history
 
 
@@ -93,7 +94,7 @@ def item_detail(db: Database, item: str) -> dict[str, Any]:
     }
 
 
-def custody_history(db: Database, item: str) -> tuple[dict[str, Any], frozenset[str]]:
+def custody_history(db: Database, item: ItemId) -> tuple[dict[str, Any], frozenset[UserId]]:
     """Every entry about `item` with its proof in the newest checkpoint, in one snapshot,
     and the ids of the people the entries name (for `evidence.people.accounts.user_names`)."""
     with db.read() as conn:
@@ -102,7 +103,7 @@ def custody_history(db: Database, item: str) -> tuple[dict[str, Any], frozenset[
         ).scalar_one_or_none()
         if last is None:
             raise NotFound(f"no item {item}")
-        history = item_history(conn, item, int(last))
+        history = item_history(conn, item, LeafIndex(last))
     found = {
         "item": item,
         "size": history.size,

@@ -41,6 +41,7 @@ from evidence.cases.items import (
     item_detail,
 )
 from evidence.db import Database
+from evidence.ids import ItemId, UserId
 from evidence.people.access import require, require_person
 from evidence.people.accounts import user_names
 from evidence.people.policy import visible_cases
@@ -87,13 +88,13 @@ async def get_item(request: web.Request) -> web.Response:
 @routes.get("/api/v1/items/{item}/custody")
 async def get_custody(request: web.Request) -> web.Response:
     await require_person(request)
-    db, item = request.app[DB], request.match_info["item"]
+    db, item = request.app[DB], ItemId(request.match_info["item"])
     await require(request, "item.custody", await asyncio.to_thread(item_case, db, item))
     history, actors = await asyncio.to_thread(custody_history, db, item)
     names = await asyncio.to_thread(_names, db, actors)
     return _json({**history, "actors": names, "vkey": request.app[LOG].vkey})
 
 
-def _names(db: Database, ids: frozenset[str]) -> dict[str, str]:
+def _names(db: Database, ids: frozenset[UserId]) -> dict[str, str]:
     with db.read() as conn:
         return user_names(conn, ids)

@@ -20,6 +20,7 @@ from evidence.clock import Clock
 from evidence.content.ranges import RangeNotSatisfiable, download_name, parse_range
 from evidence.content.viewings import ContentTarget, access_builder, content_target, starts_viewing
 from evidence.errors import EvidenceError, InvalidInput, NotFound, StorageUnavailable
+from evidence.ids import ItemId, UserId
 from evidence.log.custody import CustodyLog
 from evidence.logs import get_logger
 from evidence.people.access import require, require_person
@@ -48,9 +49,8 @@ def _download_requested(request: web.Request) -> bool:
 @routes.get("/api/v1/items/{item}/content", allow_head=False)
 async def get_content(request: web.Request) -> web.StreamResponse:
     actor = await require_person(request)
-    target = await asyncio.to_thread(
-        content_target, request.app[DB], request.match_info["item"], actor.id
-    )
+    item = ItemId(request.match_info["item"])
+    target = await asyncio.to_thread(content_target, request.app[DB], item, actor.user_id)
     await require(request, "item.content", target.case)
     download = _download_requested(request)
     # If-Range names a validator, and this API sends none, so it never matches:
@@ -73,13 +73,15 @@ async def get_content(request: web.Request) -> web.StreamResponse:
             download=download, span=span, last_access=target.last_access, now=clock()
         ):
             action = "download" if download else "view"
-            await _log_access(request.app[LOG], target.item, actor.id, action, clock)
+            await _log_access(request.app[LOG], target.item, actor.user_id, action, clock)
         return await _send(request, stream, target, span, download)
     finally:
         stream.close()  # a file or socket close: quick, and no await left to be cancelled
 
 
-async def _log_access(log: CustodyLog, item: str, actor: str, action: str, clock: Clock) -> None:
+async def _log_access(
+    log: CustodyLog, item: ItemId, actor: UserId, action: str, clock: Clock
+) -> None:
     try:
         index = await log.append_built(access_builder(item, actor, action, clock))
     except NotFound:

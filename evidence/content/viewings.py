@@ -39,6 +39,7 @@ from evidence.clock import Clock, format_time, stored_utc
 from evidence.content.tables import item_viewings
 from evidence.db import Database
 from evidence.errors import NotFound
+from evidence.ids import CaseId, ItemId, UserId
 
 # A player fetches a recording in many range requests, and a person pauses,
 # seeks and resumes; a break longer than this is a new viewing, logged again.
@@ -62,15 +63,15 @@ def starts_viewing(
 class ContentTarget:
     """What serving an item's content needs: where it is, and the asker's last access."""
 
-    item: str
-    case: str
+    item: ItemId
+    case: CaseId
     object_key: str
     media_type: str
     size: int
     last_access: dt.datetime | None
 
 
-def content_target(db: Database, item: str, actor: str) -> ContentTarget:
+def content_target(db: Database, item: ItemId, actor: UserId) -> ContentTarget:
     with db.read() as conn:
         row = conn.execute(
             sa.select(items.c.case_id, items.c.object_key, items.c.media_type, items.c.size).where(
@@ -86,7 +87,7 @@ def content_target(db: Database, item: str, actor: str) -> ContentTarget:
         ).scalar_one_or_none()
     return ContentTarget(
         item,
-        row.case_id,
+        CaseId(row.case_id),
         row.object_key,
         row.media_type,
         int(row.size),
@@ -95,7 +96,7 @@ def content_target(db: Database, item: str, actor: str) -> ContentTarget:
 
 
 def access_builder(
-    item: str, actor: str, action: str, clock: Clock
+    item: ItemId, actor: UserId, action: str, clock: Clock
 ) -> Callable[[Connection, int], ItemAccessed]:
     """The `append_built` callback logging `actor`'s `action` on `item`.
 

@@ -17,13 +17,14 @@ from sqlalchemy.engine import Connection
 from evidence.chain import tree
 from evidence.chain.entries import ItemIngested, item_prev_refs, parse_entry
 from evidence.errors import IntegrityError, VerificationError
+from evidence.ids import ItemId, LeafIndex, UserId
 from evidence.log.custody import range_hashes
 from evidence.log.tables import log_checkpoints, log_entries
 
 
 @dataclass(frozen=True)
 class ProvenEntry:
-    index: int
+    index: LeafIndex
     data: bytes
     proof: list[bytes]
 
@@ -35,10 +36,10 @@ class ItemHistory:
     size: int
     checkpoint: str
     entries: list[ProvenEntry]
-    actors: frozenset[str]  # the people the entries name
+    actors: frozenset[UserId]  # the people the entries name
 
 
-def item_history(conn: Connection, item: str, last_entry: int) -> ItemHistory:
+def item_history(conn: Connection, item: ItemId, last_entry: LeafIndex) -> ItemHistory:
     """The history of `item` whose latest entry is `last_entry`, in `conn`'s snapshot."""
     checkpoint = conn.execute(
         sa.select(log_checkpoints.c.size, log_checkpoints.c.note)
@@ -47,8 +48,8 @@ def item_history(conn: Connection, item: str, last_entry: int) -> ItemHistory:
     ).one()
     size = int(checkpoint.size)
     found: list[ProvenEntry] = []
-    actors: set[str] = set()
-    index: int | None = last_entry
+    actors: set[UserId] = set()
+    index: LeafIndex | None = last_entry
     while index is not None:
         data, prev, actor = _entry_about(conn, item, index, size)
         found.append(ProvenEntry(index, data, range_hashes(conn, tree.inclusion_path(index, size))))
@@ -60,8 +61,8 @@ def item_history(conn: Connection, item: str, last_entry: int) -> ItemHistory:
 
 
 def _entry_about(
-    conn: Connection, item: str, index: int, size: int
-) -> tuple[bytes, int | None, str | None]:
+    conn: Connection, item: ItemId, index: LeafIndex, size: int
+) -> tuple[bytes, LeafIndex | None, UserId | None]:
     """Entry `index` of `item`'s chain: its bytes, its ``prev`` and its actor, checked."""
     if index >= size:
         raise IntegrityError(f"item {item}'s entry {index} is not in the newest checkpoint")
@@ -84,4 +85,5 @@ def _entry_about(
     if prev is None and not isinstance(entry, ItemIngested):
         raise IntegrityError(f"item {item}'s chain ends at entry {index}, not item.ingested")
     actor = getattr(entry, "actor", None)
-    return data, prev, actor if isinstance(actor, str) else None
+    back = None if prev is None else LeafIndex(prev)
+    return data, back, UserId(actor) if isinstance(actor, str) else None

@@ -36,6 +36,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from evidence.errors import Forbidden
+from evidence.ids import UserId
+
 ROLES = ("admin", "supervisor", "worker", "reviewer", "disclosure", "auditor")
 CASE_ROLES = frozenset({"worker", "supervisor", "reviewer", "disclosure"})
 
@@ -50,6 +53,13 @@ class Actor:
     cases: frozenset[str] = field(
         default_factory=frozenset
     )  # assigned (for a device: its worker's)
+
+    @property
+    def user_id(self) -> UserId:
+        """The person's id; `Forbidden` for a device (only people view, export, review)."""
+        if self.kind != "user":
+            raise Forbidden("only a person may do this, not a device")
+        return UserId(self.id)
 
 
 def _assigned_in_role(actor: Actor, case: str | None) -> bool:

@@ -69,8 +69,13 @@ def add_case(db: Database, reference: str, *, now: dt.datetime) -> dict[str, str
     return {"case": case_id, "reference": reference}
 
 
+# Statements run on every upload, built once: SQLAlchemy then only binds their values.
+_CASE = sa.select(cases.c.id).where(cases.c.id == sa.bindparam("case"))
+_DEVICE_BY_TOKEN = sa.select(devices).where(devices.c.token_hash == sa.bindparam("digest"))
+
+
 def case_exists(conn: Connection, case_id: str) -> bool:
-    return conn.execute(sa.select(cases.c.id).where(cases.c.id == case_id)).first() is not None
+    return conn.execute(_CASE, {"case": case_id}).first() is not None
 
 
 def enroll_device(log: CustodyLog, db: Database, vkey: str, name: str) -> dict[str, str]:
@@ -133,7 +138,7 @@ def revoke_device(log: CustodyLog, db: Database, device: str) -> dict[str, str |
 def device_for_token(conn: Connection, token: str) -> Device | None:
     """The device holding bearer `token`, revoked or not; None for an unknown token."""
     digest = token_hash(token)
-    row = conn.execute(sa.select(devices).where(devices.c.token_hash == digest)).first()
+    row = conn.execute(_DEVICE_BY_TOKEN, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(bytes(row.token_hash), digest):
         return None
     return Device(row.id, row.name, row.vkey, row.revoked_at is not None)

@@ -928,11 +928,18 @@ def _complete(conn: Connection, upload_id: str, index: int) -> None:
     conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id))
 
 
+# Statements run for every item, built once: SQLAlchemy then only binds their values.
+_INGESTED = sa.select(items.c.ingested_entry).where(items.c.id == sa.bindparam("item"))
+_DEVICE_ITEMS = sa.select(items.c.id, items.c.seq).where(
+    items.c.device_id == sa.bindparam("device")
+)
+_INSERT_ITEM = items.insert()
+_INSERT_JOB = jobs.insert()
+
+
 def _ingested_index(conn: Connection, item: str) -> int | None:
     """The index of `item`'s `item.ingested` entry; None if it was never ingested."""
-    entry = conn.execute(
-        sa.select(items.c.ingested_entry).where(items.c.id == item)
-    ).scalar_one_or_none()
+    entry = conn.execute(_INGESTED, {"item": item}).scalar_one_or_none()
     return None if entry is None else int(entry)
 
 
@@ -977,37 +984,36 @@ def _insert_item(
     inside the append of its `item.ingested` at `index`."""
     manifest = signed.manifest
     conn.execute(
-        items.insert().values(
-            id=item,
-            case_id=manifest.case,
-            device_id=manifest.device,
-            seq=manifest.seq,
-            prev=manifest.prev,
-            kind=manifest.kind,
-            media_type=manifest.media_type,
-            sha256=manifest.sha256,
-            size=manifest.size,
-            captured_at=manifest.captured_at,
-            manifest=signed.text,
-            signature=signed.signature,
-            object_key=key,
-            ingested_entry=index,
-            last_entry=index,
-            ingested_at=now,
-            chain=json.dumps(_chain_findings(conn, manifest, item)),
-        )
+        _INSERT_ITEM,
+        {
+            "id": item,
+            "case_id": manifest.case,
+            "device_id": manifest.device,
+            "seq": manifest.seq,
+            "prev": manifest.prev,
+            "kind": manifest.kind,
+            "media_type": manifest.media_type,
+            "sha256": manifest.sha256,
+            "size": manifest.size,
+            "captured_at": manifest.captured_at,
+            "manifest": signed.text,
+            "signature": signed.signature,
+            "object_key": key,
+            "ingested_entry": index,
+            "last_entry": index,
+            "ingested_at": now,
+            "chain": json.dumps(_chain_findings(conn, manifest, item)),
+        },
     )
     conn.execute(
-        jobs.insert().values(kind="review-copy", item_id=item, state="queued", created_at=now)
+        _INSERT_JOB, {"kind": "review-copy", "item_id": item, "state": "queued", "created_at": now}
     )
 
 
 def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -> list[str]:
     """What the device's seq/prev chain shows as this item arrives (empty when in order)."""
     findings = []
-    rows = conn.execute(
-        sa.select(items.c.id, items.c.seq).where(items.c.device_id == manifest.device)
-    ).all()
+    rows = conn.execute(_DEVICE_ITEMS, {"device": manifest.device}).all()
     by_seq: dict[int, list[str]] = {}
     for other, seq in rows:
         by_seq.setdefault(seq, []).append(other)

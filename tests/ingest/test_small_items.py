@@ -259,3 +259,43 @@ async def test_the_entry_is_never_appended_when_the_object_cannot_be_stored(
     assert response.status == 503
     assert log_size(client) == size
     assert rows(client, items) == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--b\r\n\r\n"),  # no boundary parameter
+        ("text/plain", b"manifest=x"),
+        ("multipart/form-data; boundary=b", b"garbage without a boundary"),
+        ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="x"'),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="other"\r\n\r\nv\r\n--b--\r\n',
+        ),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="manifest"\r\n\r\n{}\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="manifest"\r\n\r\n{}\r\n--b--\r\n',
+        ),
+        (  # cut short: the closing boundary never comes
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="manifest"\r\n\r\n{}',
+        ),
+    ],
+)
+async def test_a_malformed_small_item_body_is_400(
+    client: Any, kit: Kit, content_type: str, body: bytes
+) -> None:
+    response = await client.post(
+        "/api/v1/items", data=body, headers={**kit.auth, "Content-Type": content_type}
+    )
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"] == "invalid_input"
+    assert rows(client, items) == []
+
+
+async def test_an_oversized_manifest_part_is_413(client: Any, kit: Kit) -> None:
+    manifest, signature = kit.manifest(NOTE, kind="document", media_type="text/plain")
+    response = await post(client, kit, manifest + b" " * 9000, signature, NOTE)
+    assert response.status == 413
+    assert rows(client, items) == []

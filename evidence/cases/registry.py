@@ -32,8 +32,12 @@ def add_case(db: Database, reference: str, *, now: dt.datetime) -> dict[str, str
     return {"case": case_id, "reference": reference}
 
 
+# Run on every upload, built once: SQLAlchemy then only binds the value.
+_CASE = sa.select(cases.c.id).where(cases.c.id == sa.bindparam("case"))
+
+
 def case_exists(conn: Connection, case_id: str) -> bool:
-    return conn.execute(sa.select(cases.c.id).where(cases.c.id == case_id)).first() is not None
+    return conn.execute(_CASE, {"case": case_id}).first() is not None
 
 
 def require_case(conn: Connection, case_id: str) -> None:

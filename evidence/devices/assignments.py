@@ -15,12 +15,15 @@ from evidence.errors import InvalidInput, NotFound
 from evidence.people.accounts import actor_for_user, require_user, user_roles_of
 from evidence.people.policy import Actor
 
+# Run on every upload, built once: SQLAlchemy then only binds the value.
+_WORKER = sa.select(device_assignments.c.user_id).where(
+    device_assignments.c.device_id == sa.bindparam("device")
+)
+
 
 def actor_for_device(conn: Connection, device: str) -> Actor:
     """A device as an actor: the cases it may upload to are its worker's."""
-    worker = conn.execute(
-        sa.select(device_assignments.c.user_id).where(device_assignments.c.device_id == device)
-    ).scalar_one_or_none()
+    worker = conn.execute(_WORKER, {"device": device}).scalar_one_or_none()
     person = actor_for_user(conn, worker) if worker is not None else None
     assigned = person.cases if person is not None and "worker" in person.roles else frozenset()
     return Actor(device, "device", frozenset(), assigned)

@@ -43,6 +43,10 @@ class Device:
         return note.parse_vkey(self.vkey)
 
 
+# Statements run on every upload, built once: SQLAlchemy then only binds their values.
+_DEVICE_BY_TOKEN = sa.select(devices).where(devices.c.token_hash == sa.bindparam("digest"))
+
+
 def enroll_device(
     log: CustodyLog, db: Database, vkey: str, name: str, *, now: dt.datetime
 ) -> dict[str, str]:
@@ -105,7 +109,7 @@ def revoke_device(
 def device_for_token(conn: Connection, token: str) -> Device | None:
     """The device holding bearer `token`, revoked or not; None for an unknown token."""
     digest = tokens.digest(token)
-    row = conn.execute(sa.select(devices).where(devices.c.token_hash == digest)).first()
+    row = conn.execute(_DEVICE_BY_TOKEN, {"digest": digest}).first()
     if row is None or not tokens.same_digest(row.token_hash, digest):
         return None
     return Device(row.id, row.name, row.vkey, row.revoked_at is not None)

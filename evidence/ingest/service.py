@@ -198,6 +198,16 @@ class Ingest:
         self, device: Device, manifest_text: bytes, signature: bytes, length: int
     ) -> mf.CaptureManifest:
         """Everything that can be checked before a byte of content arrives."""
+        manifest = self._check_signed(device, manifest_text, signature, length)
+        with self.db.read() as conn:
+            _check_may_upload(conn, device, manifest)
+        return manifest
+
+    def _check_signed(
+        self, device: Device, manifest_text: bytes, signature: bytes, length: int
+    ) -> mf.CaptureManifest:
+        """What `check_manifest` checks without the database: the manifest, its signature
+        by `device`, its size (`length`, and the limit) and the media type its kind may have."""
         manifest = mf.parse_manifest(manifest_text)
         if len(signature) != ED25519_SIGNATURE_SIZE:
             raise VerificationError("the signature must be 64 bytes (Ed25519)")
@@ -211,14 +221,6 @@ class Ingest:
                 f"{manifest.size} bytes is over the limit of {self.limits.max_upload_size}"
             )
         probe.check_declared_type(manifest.kind, manifest.media_type)
-        with self.db.read() as conn:
-            if not case_exists(conn, manifest.case):
-                raise InvalidInput(f"no case {manifest.case}")
-            if not is_allowed(actor_for_device(conn, device.id), "item.upload", manifest.case):
-                raise Forbidden(
-                    f"this device may not upload to case {manifest.case}: "
-                    "its worker is not assigned to it (or it has no worker)"
-                )
         return manifest
 
     async def create(
@@ -278,10 +280,7 @@ class Ingest:
 
     def _ingested_entry(self, item: str) -> int | None:
         with self.db.read() as conn:
-            entry = conn.execute(
-                sa.select(items.c.ingested_entry).where(items.c.id == item)
-            ).scalar_one_or_none()
-        return None if entry is None else int(entry)
+            return _ingested_index(conn, item)
 
     # -- state ----------------------------------------------------------------------
 
@@ -745,49 +744,13 @@ class Ingest:
         progress; this catches one removed from outside the service.
         """
         now = self.clock()
-        entry = ItemIngested(
-            time=format_time(now),
-            item=row.item_id,
-            prev=None,
-            case=manifest.case,
-            device=manifest.device,
-            seq=manifest.seq,
-            kind=manifest.kind,
-            sha256=manifest.sha256,
-            size=manifest.size,
-        )
+        entry = _item_ingested(manifest, row.item_id, now)
+        signed = _Signed(manifest, bytes(row.manifest), bytes(row.signature))
 
         def record(conn: Connection, index: int) -> None:
             if confirm:
-                info = self.store.stat(key)
-                if info is None or info.size != manifest.size:
-                    raise StorageUnavailable(f"object store: {key} went while it was recorded")
-            conn.execute(
-                items.insert().values(
-                    id=row.item_id,
-                    case_id=manifest.case,
-                    device_id=manifest.device,
-                    seq=manifest.seq,
-                    prev=manifest.prev,
-                    kind=manifest.kind,
-                    media_type=manifest.media_type,
-                    sha256=manifest.sha256,
-                    size=manifest.size,
-                    captured_at=manifest.captured_at,
-                    manifest=bytes(row.manifest),
-                    signature=bytes(row.signature),
-                    object_key=key,
-                    ingested_entry=index,
-                    last_entry=index,
-                    ingested_at=now,
-                    chain=json.dumps(_chain_findings(conn, manifest, row.item_id)),
-                )
-            )
-            conn.execute(
-                jobs.insert().values(
-                    kind="review-copy", item_id=row.item_id, state="queued", created_at=now
-                )
-            )
+                self._confirm_stored(key, manifest.size)
+            _insert_item(conn, signed, row.item_id, key, index, now)
             _complete(conn, upload_id, index)
 
         try:
@@ -801,6 +764,16 @@ class Ingest:
             return existing
         log.info("item.ingested", item=row.item_id, index=index, upload=upload_id)
         return index
+
+    def _confirm_stored(self, key: str, size: int) -> None:
+        """Inside an append that records an item for `key`: the object is still there.
+
+        Under the log's lock, no `_unstore` can remove it between this check
+        and the commit; one that ran before it is caught here.
+        """
+        info = self.store.stat(key)
+        if info is None or info.size != size:
+            raise StorageUnavailable(f"object store: {key} went while it was recorded")
 
     def _complete_upload(self, upload_id: str, index: int) -> None:
         """Complete an upload whose item another request recorded first (same manifest)."""
@@ -864,11 +837,77 @@ class Ingest:
     async def ingest_small(
         self, device: Device, manifest_text: bytes, signature: bytes, content: bytes
     ) -> dict[str, Any]:
-        """`POST /api/v1/items`: the same checks and commit as an upload, in one request."""
-        status = await self.create(device, manifest_text, signature, len(content))
-        if not status.complete:
-            await self.receive(device, status.id, 0, _one_chunk(content))
-        return await self.receipt(device, status.id)
+        """`POST /api/v1/items`: every check of an upload, the object, its entry, in one request.
+
+        The bytes are all in memory (at most `Limits.max_item_size`), so
+        nothing is staged and no upload row is kept. In order: the checks of
+        `create`, the SHA-256 and the content check; the object written once
+        under its content address, durable (and locked where the store locks)
+        before anything refers to it; then one append, batched with whatever
+        else is being appended, that commits `item.ingested` with the item's
+        row and its review-copy job (`_small_item_record`). The receipt is made
+        from that batch: its signed checkpoint and the entry's inclusion proof
+        in it. The same manifest again gets the receipt of the item it made.
+        """
+        item = mf.item_id(manifest_text)
+        signed, existing, key = await asyncio.to_thread(
+            self._check_and_store, device, manifest_text, signature, content
+        )
+        if existing is not None:
+            return await asyncio.to_thread(self._receipt_for, item, existing)
+        now = self.clock()
+        entry = _item_ingested(signed.manifest, item, now)
+        try:
+            appended = await self.log.append_proven(
+                entry, record=self._small_item_record(signed, item, key, now)
+            )
+        except DbIntegrityError:
+            # The same manifest was recorded by another request meanwhile: same item, no new entry.
+            existing = await asyncio.to_thread(self._ingested_entry, item)
+            if existing is None:
+                raise
+            return await asyncio.to_thread(self._receipt_for, item, existing)
+        log.info("item.ingested", item=item, index=appended.index, device=device.id)
+        assert appended.proof is not None  # asked for by append_proven
+        return make_receipt(
+            item, appended.index, appended.data, appended.checkpoint, appended.proof
+        )
+
+    def _check_and_store(
+        self, device: Device, manifest_text: bytes, signature: bytes, content: bytes
+    ) -> tuple[_Signed, int | None, str]:
+        """A small item checked as an upload is (one read of the database), then stored.
+
+        Returns the checked manifest, the index of the item's `item.ingested`
+        if the same manifest was ingested before (then nothing is stored), and
+        the object's key.
+        """
+        manifest = self._check_signed(device, manifest_text, signature, len(content))
+        with self.db.read() as conn:
+            _check_may_upload(conn, device, manifest)
+            existing = _ingested_index(conn, mf.item_id(manifest_text))
+        _check_digest(hashlib.sha256(content).hexdigest(), manifest)
+        probe.check_content(manifest.kind, manifest.media_type, io.BytesIO(content), len(content))
+        key = self.key_for(manifest.sha256)
+        if existing is None:
+            self.store.put(key, content, manifest.sha256, retain=True)
+        return _Signed(manifest, manifest_text, signature), existing, key
+
+    def _small_item_record(
+        self, signed: _Signed, item: str, key: str, now: dt.datetime
+    ) -> Callable[[Connection, int], None]:
+        """What the append of a small item's entry records in its transaction.
+
+        The object is confirmed under the log's lock: without an upload row
+        headed for it, nothing else keeps `_unstore` (a refused upload of the
+        same bytes) from removing it between the write and the append.
+        """
+
+        def record(conn: Connection, index: int) -> None:
+            self._confirm_stored(key, signed.manifest.size)
+            _insert_item(conn, signed, item, key, index, now)
+
+        return record
 
 
 def _carry(stream: _Stream | None, data: bytes | bytearray) -> _Stream | None:
@@ -895,12 +934,92 @@ def _complete(conn: Connection, upload_id: str, index: int) -> None:
     conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id))
 
 
+# Statements run for every item, built once: SQLAlchemy then only binds their values.
+_INGESTED = sa.select(items.c.ingested_entry).where(items.c.id == sa.bindparam("item"))
+_DEVICE_ITEMS = sa.select(items.c.id, items.c.seq).where(
+    items.c.device_id == sa.bindparam("device")
+)
+_INSERT_ITEM = items.insert()
+_INSERT_JOB = jobs.insert()
+
+
+def _ingested_index(conn: Connection, item: str) -> int | None:
+    """The index of `item`'s `item.ingested` entry; None if it was never ingested."""
+    entry = conn.execute(_INGESTED, {"item": item}).scalar_one_or_none()
+    return None if entry is None else int(entry)
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """A checked manifest with its exact bytes and the device's signature over them."""
+
+    manifest: mf.CaptureManifest
+    text: bytes
+    signature: bytes
+
+
+def _check_may_upload(conn: Connection, device: Device, manifest: mf.CaptureManifest) -> None:
+    """The manifest's case exists and `device` may upload to it (its worker is assigned)."""
+    if not case_exists(conn, manifest.case):
+        raise InvalidInput(f"no case {manifest.case}")
+    if not is_allowed(actor_for_device(conn, device.id), "item.upload", manifest.case):
+        raise Forbidden(
+            f"this device may not upload to case {manifest.case}: "
+            "its worker is not assigned to it (or it has no worker)"
+        )
+
+
+def _item_ingested(manifest: mf.CaptureManifest, item: str, now: dt.datetime) -> ItemIngested:
+    return ItemIngested(
+        time=format_time(now),
+        item=item,
+        prev=None,
+        case=manifest.case,
+        device=manifest.device,
+        seq=manifest.seq,
+        kind=manifest.kind,
+        sha256=manifest.sha256,
+        size=manifest.size,
+    )
+
+
+def _insert_item(
+    conn: Connection, signed: _Signed, item: str, key: str, index: int, now: dt.datetime
+) -> None:
+    """The item's row (with what its device's chain shows) and its review-copy job,
+    inside the append of its `item.ingested` at `index`."""
+    manifest = signed.manifest
+    conn.execute(
+        _INSERT_ITEM,
+        {
+            "id": item,
+            "case_id": manifest.case,
+            "device_id": manifest.device,
+            "seq": manifest.seq,
+            "prev": manifest.prev,
+            "kind": manifest.kind,
+            "media_type": manifest.media_type,
+            "sha256": manifest.sha256,
+            "size": manifest.size,
+            "captured_at": manifest.captured_at,
+            "manifest": signed.text,
+            "signature": signed.signature,
+            "object_key": key,
+            "ingested_entry": index,
+            "last_entry": index,
+            "ingested_at": now,
+            "chain": json.dumps(_chain_findings(conn, manifest, item)),
+        },
+    )
+    conn.execute(
+        _INSERT_JOB, {"kind": "review-copy", "item_id": item, "state": "queued", "created_at": now}
+    )
+
+
 def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -> list[str]:
     """What the device's seq/prev chain shows as this item arrives (empty when in order)."""
     findings = []
-    rows = conn.execute(
-        sa.select(items.c.id, items.c.seq).where(items.c.device_id == manifest.device)
-    ).all()
+    rows = conn.execute(_DEVICE_ITEMS, {"device": manifest.device}).all()
     by_seq: dict[int, list[str]] = {}
     for other, seq in rows:
         by_seq.setdefault(seq, []).append(other)

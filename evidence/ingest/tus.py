@@ -15,7 +15,9 @@ import binascii
 import email.utils
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, web
+import multipart
+from aiohttp import web
+from aiohttp.helpers import parse_mimetype
 
 from evidence.devices.registry import Device
 from evidence.errors import InvalidInput, TooLarge
@@ -199,31 +201,50 @@ async def small_item(request: web.Request) -> web.Response:
     """One request for a small item: multipart ``manifest``, ``signature``, ``content``."""
     ingest = request.app[INGEST]
     device = await _device(request)
-    if not request.content_type.startswith("multipart/"):
-        raise InvalidInput("POST /api/v1/items takes multipart/form-data")
-    fields: dict[str, bytes] = {}
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name not in SMALL_ITEM_PARTS:
-            raise InvalidInput("the parts are manifest, signature and content")
-        if part.name in fields:
-            raise InvalidInput(f"the part {part.name} is given twice")
-        limit = ingest.limits.max_item_size if part.name == "content" else MAX_METADATA_LENGTH
-        fields[part.name] = await _read_part(part, limit)
-    if set(fields) != set(SMALL_ITEM_PARTS):
-        raise InvalidInput("the parts manifest, signature and content are all required")
+    fields = await _small_item_parts(request, ingest.limits.max_item_size)
     signature = decode_signature(fields["signature"])
     receipt = await ingest.ingest_small(device, fields["manifest"], signature, fields["content"])
     return web.json_response(receipt, status=201)
 
 
-async def _read_part(part: BodyPartReader, limit: int) -> bytes:
-    data = bytearray()
-    while chunk := await part.read_chunk(READ_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise TooLarge(f"the part {part.name} is larger than {limit} bytes")
-    return bytes(data)
+async def _small_item_parts(request: web.Request, max_content: int) -> dict[str, bytes]:
+    """The parts of a small item's multipart/form-data body, each within its limit.
+
+    Parsed as the body streams with `multipart`'s push parser (strict): aiohttp's
+    reader re-parses each part's Content-Disposition twice at a cost of about
+    0.1 ms each, more than the rest of the parsing.
+    """
+    mimetype = parse_mimetype(request.headers.get("Content-Type", ""))
+    boundary = mimetype.parameters.get("boundary")
+    if (mimetype.type, mimetype.subtype) != ("multipart", "form-data") or not boundary:
+        raise InvalidInput("POST /api/v1/items takes multipart/form-data (with a boundary)")
+    fields: dict[str, bytes] = {}
+    name, data, limit = "", bytearray(), 0
+    try:
+        with multipart.PushMultipartParser(
+            boundary, max_segment_count=len(SMALL_ITEM_PARTS), strict=True
+        ) as parser:
+            async for chunk in request.content.iter_any():
+                for event in parser.parse(chunk):
+                    if isinstance(event, multipart.MultipartSegment):
+                        name = event.name or ""
+                        if name not in SMALL_ITEM_PARTS:
+                            raise InvalidInput("the parts are manifest, signature and content")
+                        if name in fields:
+                            raise InvalidInput(f"the part {name} is given twice")
+                        data = bytearray()
+                        limit = max_content if name == "content" else MAX_METADATA_LENGTH
+                    elif event is not None:
+                        data += event
+                        if len(data) > limit:
+                            raise TooLarge(f"the part {name} is larger than {limit} bytes")
+                    else:
+                        fields[name] = bytes(data)
+    except multipart.MultipartError as exc:
+        raise InvalidInput(f"the multipart/form-data body is malformed: {exc}") from exc
+    if set(fields) != set(SMALL_ITEM_PARTS):
+        raise InvalidInput("the parts manifest, signature and content are all required")
+    return fields
 
 
 async def _device(request: web.Request) -> Device:

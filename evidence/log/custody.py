@@ -57,10 +57,23 @@ RecordOne = Callable[[Connection, int], "CustodyEntry | None"]
 
 
 @dataclass(frozen=True)
+class Appended:
+    """An appended entry: its index and exact bytes, the signed checkpoint of the batch
+    that committed it, and (when asked for, `CustodyLog.append_proven`) its inclusion
+    proof in that checkpoint's tree: together, a receipt checkable offline."""
+
+    index: int
+    data: bytes
+    checkpoint: str  # the signed note of the batch's checkpoint (size: the batch's end)
+    proof: list[bytes] | None
+
+
+@dataclass(frozen=True)
 class _Pending:
     data: bytes
-    future: asyncio.Future[int]
+    future: asyncio.Future[Appended]
     record: RecordOne | None
+    prove: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,17 @@ class _Tip:
     size: int
     root: bytes
     frontier: list[bytes]  # hashes of tree.perfect_subtrees(0, size)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What one append under the lock made: the indexes, the new tip, the signed
+    checkpoint, and the inclusion proofs asked for (by position in the batch)."""
+
+    indexes: list[int]
+    tip: _Tip
+    checkpoint: str
+    proofs: dict[int, list[bytes]]
 
 
 @dataclass(frozen=True)
@@ -172,7 +196,7 @@ class CustodyLog:
                     time=format_time(custody.clock()), origin=custody.origin, key=custody.vkey
                 )
                 data = created.to_bytes()
-                _, tip = custody._append_locked(conn, state, [data], [merkle.leaf_hash(data)])
+                tip = custody._append_locked(conn, state, [data], [merkle.leaf_hash(data)]).tip
                 log.info("log.created", origin=custody.origin, vkey=custody.vkey)
             elif (state.origin, state.vkey) != (custody.origin, custody.vkey):
                 raise IntegrityError(
@@ -214,11 +238,27 @@ class CustodyLog:
         entry is left out of the batch and the exception is raised here; the
         other entries of the batch are not affected.
         """
-        data = _entry_bytes(entry)
+        return (await self._submit(_entry_bytes(entry), record)).index
+
+    async def append_proven(
+        self, entry: CustodyEntry, *, record: RecordOne | None = None
+    ) -> Appended:
+        """`append`, returning with the index what proves the entry offline.
+
+        The checkpoint is the one signed for the batch that committed the
+        entry, and the inclusion proof is computed from the hashes that batch
+        had in hand: a receipt costs no read of the database.
+        """
+        return await self._submit(entry.to_bytes(), record, prove=True)
+
+    async def _submit(
+        self, data: bytes, record: RecordOne | None, *, prove: bool = False
+    ) -> Appended:
+        """Queue one entry for the writer task; its outcome once its batch committed."""
         if self._writer is None or self._wakeup is None or self._closing:
             raise EvidenceError("the custody log is not accepting appends (not started or closing)")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(data, future, record))
+        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(data, future, record, prove))
         self._wakeup.set()
         return await future
 
@@ -232,12 +272,7 @@ class CustodyLog:
         the same ``prev``. If `build` raises, nothing is appended and the
         exception is raised here.
         """
-        if self._writer is None or self._wakeup is None or self._closing:
-            raise EvidenceError("the custody log is not accepting appends (not started or closing)")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(b"", future, build))
-        self._wakeup.set()
-        return await future
+        return (await self._submit(b"", build)).index
 
     def exclusive(self, work: Callable[[Connection], T]) -> T:
         """Run `work(conn)` in a write transaction that no append (of any process) overlaps.
@@ -284,7 +319,10 @@ class CustodyLog:
                 del self._pending[:MAX_BATCH]
                 try:
                     outcomes = await asyncio.to_thread(
-                        self._append_batch, [p.data for p in batch], [p.record for p in batch]
+                        self._append_batch,
+                        [p.data for p in batch],
+                        [p.record for p in batch],
+                        prove=[p.prove for p in batch],
                     )
                 except asyncio.CancelledError:
                     # The batch may or may not have committed: say so, never leave a waiter hanging.
@@ -313,8 +351,11 @@ class CustodyLog:
         datas: list[bytes],
         records: Sequence[RecordOne | None] = (),
         batch_record: Record | None = None,
-    ) -> list[int | Exception]:
-        """One transaction: each entry's index, or the exception its record raised."""
+        *,
+        prove: Sequence[bool] = (),
+    ) -> list[Appended | Exception]:
+        """One transaction: each entry appended (with its inclusion proof where `prove`
+        says so), or the exception its record raised."""
         datas = list(datas)
         leaves = [merkle.leaf_hash(d) for d in datas]  # before taking the lock
         with self._append_lock:
@@ -322,7 +363,7 @@ class CustodyLog:
                 state = self._lock_state(conn)
                 if state.size == 0:
                     raise IntegrityError("the log has not been created (open it first)")
-                outcomes: list[int | Exception] = []
+                failed: dict[int, Exception] = {}  # by position in `datas`
                 kept: list[int] = []  # positions in `datas` of the entries that go in
                 for position, record in itertools.zip_longest(range(len(datas)), records):
                     index = state.size + len(kept)
@@ -331,24 +372,29 @@ class CustodyLog:
                             with conn.begin_nested():
                                 built = record(conn, index)
                         except Exception as exc:
-                            outcomes.append(exc)
+                            failed[position] = exc
                             continue
                         if built is not None:  # made under the lock (append_built)
                             datas[position] = built.to_bytes()
                             leaves[position] = merkle.leaf_hash(datas[position])
                     kept.append(position)
-                    outcomes.append(index)
                 if not kept:  # every record failed: nothing to append, nothing to sign
-                    return outcomes
-                indexes, tip = self._append_locked(
-                    conn, state, [datas[k] for k in kept], [leaves[k] for k in kept]
+                    return [failed[p] for p in range(len(datas))]
+                wanted = [n for n, k in enumerate(kept) if k < len(prove) and prove[k]]
+                batch = self._append_locked(
+                    conn, state, [datas[k] for k in kept], [leaves[k] for k in kept], wanted
                 )
                 if batch_record is not None:
-                    batch_record(conn, indexes)
-            self._tip = tip  # only once committed
+                    batch_record(conn, batch.indexes)
+            self._tip = batch.tip  # only once committed
             if self._high_water is not None:
-                self._high_water.raise_to(tip.size, tip.root)
-            return outcomes
+                self._high_water.raise_to(batch.tip.size, batch.tip.root)
+            outcomes: dict[int, Appended | Exception] = dict(failed)
+            for n, position in enumerate(kept):
+                outcomes[position] = Appended(
+                    batch.indexes[n], datas[position], batch.checkpoint, batch.proofs.get(n)
+                )
+            return [outcomes[p] for p in range(len(datas))]
 
     def _lock_state(self, conn: Connection) -> Any:
         # A row lock on PostgreSQL; SQLite's write transaction is already exclusive.
@@ -415,17 +461,28 @@ class CustodyLog:
         return earlier.size <= size and root_at(conn, earlier.size) == earlier.root
 
     def _append_locked(
-        self, conn: Connection, state: Any, datas: list[bytes], leaves: list[bytes]
-    ) -> tuple[list[int], _Tip]:
-        """Append under the state lock: entries, subtree hashes, a checked and signed checkpoint."""
+        self,
+        conn: Connection,
+        state: Any,
+        datas: list[bytes],
+        leaves: list[bytes],
+        prove: Sequence[int] = (),
+    ) -> _Batch:
+        """Append under the state lock: entries, subtree hashes, a checked and signed checkpoint.
+
+        `prove`: positions in `datas` whose inclusion proofs in the new tree to
+        return. Every hash they need is at hand: a left sibling of a new leaf
+        is in the old tree's frontier or was completed by this append, a right
+        sibling is made of subtrees this append completed.
+        """
         last = self._last_signed(conn, state)
         size = last.size if last else 0
         frontier = last.frontier if last else []
         created, new_frontier = tree.append_leaves(size, frontier, leaves)
         new_size, new_root = size + len(datas), tree.fold_subtrees(new_frontier)
+        known = dict(zip(tree.perfect_subtrees(0, size), frontier, strict=True)) if size else {}
+        known.update(created)
         if last is not None:
-            known = dict(zip(tree.perfect_subtrees(0, size), frontier, strict=True))
-            known.update(created)
             self._check_consistent(conn, last, new_size, new_root, known)
         signed = cp.sign_checkpoint(cp.Checkpoint(self.origin, new_size, new_root), self._signer)
         self._insert_rows(conn, size, datas, created)
@@ -433,7 +490,12 @@ class CustodyLog:
         conn.execute(
             log_state.update().where(log_state.c.id == 1).values(size=new_size, root=new_root)
         )
-        return list(range(size, new_size)), _Tip(new_size, new_root, new_frontier)
+        proofs = {
+            n: range_hashes(conn, tree.inclusion_path(size + n, new_size), known) for n in prove
+        }
+        return _Batch(
+            list(range(size, new_size)), _Tip(new_size, new_root, new_frontier), signed, proofs
+        )
 
     def _insert_rows(
         self,
@@ -517,9 +579,9 @@ class CustodyLog:
             return root_at(conn, size)
 
 
-def _indexes(outcomes: list[int | Exception]) -> list[int]:
+def _indexes(outcomes: list[Appended | Exception]) -> list[int]:
     """The indexes of a batch without per-entry records (where nothing can fail alone)."""
-    indexes = [o for o in outcomes if isinstance(o, int)]
+    indexes = [o.index for o in outcomes if isinstance(o, Appended)]
     assert len(indexes) == len(outcomes)
     return indexes
 

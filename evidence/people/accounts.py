@@ -136,15 +136,21 @@ def revoke_tokens(db: Database, user: str, *, now: dt.datetime) -> int:
         )
 
 
+# Statements run on every request or upload, built once: SQLAlchemy then only binds values.
+_USER = sa.select(users).where(users.c.id == sa.bindparam("user"))
+_ROLES = sa.select(user_roles.c.role).where(user_roles.c.user_id == sa.bindparam("user"))
+_ASSIGNED = sa.select(case_assignments.c.case_id).where(
+    case_assignments.c.user_id == sa.bindparam("user")
+)
+
+
 def actor_for_user(conn: Connection, user: str) -> Actor | None:
     """The enabled user `user` as an actor, with their roles and assigned cases."""
-    row = conn.execute(sa.select(users).where(users.c.id == user)).first()
+    row = conn.execute(_USER, {"user": user}).first()
     if row is None or row.disabled_at is not None:
         return None
-    roles = conn.execute(sa.select(user_roles.c.role).where(user_roles.c.user_id == user))
-    assigned = conn.execute(
-        sa.select(case_assignments.c.case_id).where(case_assignments.c.user_id == user)
-    )
+    roles = conn.execute(_ROLES, {"user": user})
+    assigned = conn.execute(_ASSIGNED, {"user": user})
     return Actor(user, "user", frozenset(roles.scalars()), frozenset(assigned.scalars()))
 
 

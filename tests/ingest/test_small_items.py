@@ -24,7 +24,7 @@ from evidence.ingest.tables import upload_parts, uploads
 from evidence.people.accounts import unassign_case
 from evidence.review.tables import jobs
 from evidence.storage import content_key
-from evidence.web.keys import CLOCK, DB, LOG, STORE
+from evidence.web.keys import CLOCK, DB, INGEST, LOG, STORE
 
 NOTE = b"Visit at 10:00. Child seen, seen alone. Room warm, food in the fridge.\n"
 

@@ -142,9 +142,13 @@ async def create(request: web.Request) -> web.Response:
     if "manifest" not in metadata or "signature" not in metadata:
         raise InvalidInput("Upload-Metadata must carry manifest and signature")
     signature = decode_signature(metadata["signature"])
-    status = await ingest.create(device, metadata["manifest"], signature, length)
-    if _is_offset_stream(request) and not status.complete:  # creation-with-upload
-        status = await ingest.receive(device, status.id, 0, _body(request), _checksum(request))
+    if _is_offset_stream(request):  # creation-with-upload
+        checksum = _checksum(request)  # refused before anything is created
+        status = await ingest.create_with_upload(
+            device, metadata["manifest"], signature, length, _body(request), checksum
+        )
+    else:
+        status = await ingest.create(device, metadata["manifest"], signature, length)
     location = f"{UPLOADS}/{status.id}"
     return web.Response(status=201, headers={"Location": location, **_status_headers(status)})
 
@@ -201,6 +205,18 @@ async def small_item(request: web.Request) -> web.Response:
     device = await _device(request)
     if not request.content_type.startswith("multipart/"):
         raise InvalidInput("POST /api/v1/items takes multipart/form-data")
+    try:
+        fields = await _read_parts(request, ingest.limits.max_item_size)
+    except (ValueError, RuntimeError) as exc:  # aiohttp's multipart parser: the body is malformed
+        raise InvalidInput(f"the body is not valid multipart/form-data: {exc}"[:200]) from exc
+    if set(fields) != set(SMALL_ITEM_PARTS):
+        raise InvalidInput("the parts manifest, signature and content are all required")
+    signature = decode_signature(fields["signature"])
+    receipt = await ingest.ingest_small(device, fields["manifest"], signature, fields["content"])
+    return web.json_response(receipt, status=201)
+
+
+async def _read_parts(request: web.Request, max_item_size: int) -> dict[str, bytes]:
     fields: dict[str, bytes] = {}
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
@@ -208,13 +224,9 @@ async def small_item(request: web.Request) -> web.Response:
             raise InvalidInput("the parts are manifest, signature and content")
         if part.name in fields:
             raise InvalidInput(f"the part {part.name} is given twice")
-        limit = ingest.limits.max_item_size if part.name == "content" else MAX_METADATA_LENGTH
+        limit = max_item_size if part.name == "content" else MAX_METADATA_LENGTH
         fields[part.name] = await _read_part(part, limit)
-    if set(fields) != set(SMALL_ITEM_PARTS):
-        raise InvalidInput("the parts manifest, signature and content are all required")
-    signature = decode_signature(fields["signature"])
-    receipt = await ingest.ingest_small(device, fields["manifest"], signature, fields["content"])
-    return web.json_response(receipt, status=201)
+    return fields
 
 
 async def _read_part(part: BodyPartReader, limit: int) -> bytes:

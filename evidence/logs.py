@@ -56,14 +56,14 @@ _SECRET_NAME = re.compile(
 )
 # A URL inside any text; `redact_url` takes the password out of each one.
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
-# Secrets inside any text, each kept up to the group `keep`: credentials of an
+# Secrets inside any text (the scheme or name before each stays): credentials of an
 # Authorization header, our tokens by their prefix (evidence.people,
 # evidence.registry), and the value of a name=value pair (query string, form,
 # cookie) whose name is a secret's or a session's.
 _SECRET_TEXT = re.compile(
     r"(?P<keep>(?i:\b(?:bearer|basic|digest)\s+))[^\s'\",;]+"
-    r"|(?P<keep2>)\bev[ud]_[A-Za-z0-9_-]+"
-    r"|(?P<keep3>[\w.-]*(?i:token|passw(?:or)?d|secret|session|cookie|csrf|credential"
+    r"|\bev[ud]_[A-Za-z0-9_-]+"
+    r"|(?P<name>[\w.-]*(?i:token|passw(?:or)?d|secret|session|cookie|csrf|credential"
     r"|authori[sz]ation|api_?key|skey|seed)[\w.-]*\s*=\s*)[^\s&;,'\"]+"
 )
 
@@ -74,7 +74,7 @@ def _redact_url_match(match: re.Match[str]) -> str:
 
 
 def _redact_secret_match(match: re.Match[str]) -> str:
-    kept = match.group("keep") or match.group("keep3") or ""
+    kept = match.group("keep") or match.group("name") or ""
     return kept + REDACTED
 
 

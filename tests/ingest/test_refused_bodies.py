@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from ingesthelpers import OFFSET_STREAM, TUS, Kit, create, metadata, patch
+from ingesthelpers import OFFSET_STREAM, TUS, Kit, create, patch
 from media import wav_audio
 
 from evidence.app import DB
@@ -187,18 +187,7 @@ async def test_a_refused_creation_with_upload_leaves_nothing(
 ) -> None:
     body, extra, status = REFUSED_CREATIONS[flaw]
     manifest, signature = kit.manifest(AUDIO, kind="audio", media_type="audio/wav")
-    response = await client.post(
-        "/api/v1/uploads",
-        data=body,
-        headers={
-            **TUS,
-            **kit.auth,
-            "Upload-Length": str(len(AUDIO)),
-            "Upload-Metadata": metadata(manifest, signature),
-            "Content-Type": OFFSET_STREAM,
-            **extra,
-        },
-    )
+    response = await create(client, kit, manifest, signature, body, **extra)
     await assert_json_4xx(response, status)
     assert "Location" not in response.headers
     assert_nothing_left(client, objects)

@@ -45,6 +45,13 @@ class TooLarge(EvidenceError):
     http_status = 413
 
 
+class UnsupportedEncoding(EvidenceError):
+    """A request body in a Content-Encoding the server does not decode."""
+
+    code = "unsupported_encoding"
+    http_status = 415
+
+
 class ChecksumMismatch(EvidenceError):
     """tus checksum extension: the request body does not match its Upload-Checksum."""
 

@@ -9,6 +9,16 @@ Key material, tokens, passwords and evidence bytes are never logged: the
 `redact_secrets` processor replaces the values of fields named like secrets,
 any string that looks like a private key, the password in URLs, and any bytes
 value, whatever the caller passed, also inside nested dicts, lists and tuples.
+Inside any text (a library's message, a traceback, which is rendered to text
+before redaction) it also replaces credentials (``Bearer ...``, our ``evu_``
+and ``evd_`` tokens) and the value of every ``name=value`` pair whose name is
+a secret's or a session's. It runs on every line, whichever logger wrote it.
+
+A request that aiohttp cannot parse (a line over its limit, a bad header, a
+body not in its Content-Encoding) is the client's doing, not the server's: it
+is logged as one ``http.bad_request`` line with the status and the error's
+class, never with aiohttp's message (which quotes the start of the line,
+credentials included) nor a traceback (`ClientErrorFilter`).
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from typing import IO, Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from evidence.chain.note import PRIVATE_KEY_PREFIX
 from evidence.settings import redact_url
@@ -44,6 +56,16 @@ _SECRET_NAME = re.compile(
 )
 # A URL inside any text; `redact_url` takes the password out of each one.
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+# Secrets inside any text (the scheme or name before each stays): credentials of an
+# Authorization header, our tokens by their prefix (evidence.people,
+# evidence.registry), and the value of a name=value pair (query string, form,
+# cookie) whose name is a secret's or a session's.
+_SECRET_TEXT = re.compile(
+    r"(?P<keep>(?i:\b(?:bearer|basic|digest)\s+))[^\s'\",;]+"
+    r"|\bev[ud]_[A-Za-z0-9_-]+"
+    r"|(?P<name>[\w.-]*(?i:token|passw(?:or)?d|secret|session|cookie|csrf|credential"
+    r"|authori[sz]ation|api_?key|skey|seed)[\w.-]*\s*=\s*)[^\s&;,'\"]+"
+)
 
 
 def _redact_url_match(match: re.Match[str]) -> str:
@@ -51,14 +73,25 @@ def _redact_url_match(match: re.Match[str]) -> str:
     return redact_url(url) if "@" in url else url
 
 
+def _redact_secret_match(match: re.Match[str]) -> str:
+    kept = match.group("keep") or match.group("name") or ""
+    return kept + REDACTED
+
+
+def redact_text(text: str) -> str:
+    """`text` without the secrets it may quote (see the module docstring)."""
+    if PRIVATE_KEY_PREFIX in text:
+        return REDACTED
+    if "://" in text and "@" in text:
+        text = _URL.sub(_redact_url_match, text)
+    return _SECRET_TEXT.sub(_redact_secret_match, text)
+
+
 def _redact_value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return f"[{len(value)} bytes redacted]"
     if isinstance(value, str):
-        if PRIVATE_KEY_PREFIX in value:
-            return REDACTED
-        if "://" in value and "@" in value:
-            return _URL.sub(_redact_url_match, value)
+        return redact_text(value)
     return value
 
 
@@ -105,19 +138,16 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # A traceback becomes text here, so that it is redacted like the rest.
+        structlog.processors.format_exc_info,
         redact_secrets,
     ]
     renderer: Any
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
-        final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
     else:
         renderer = structlog.processors.JSONRenderer()
-        final = [
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ]
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -128,9 +158,13 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(_BAD_REQUEST_FIELDS), *shared],
+        processors=final,
+    )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(ClientErrorFilter())
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -142,6 +176,49 @@ def configure_logging(
     # step-by-step chatter is not worth a line each at every start.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+_BAD_REQUEST_FIELDS = ("status", "error")
+
+
+def is_client_payload_error(exc: BaseException) -> bool:
+    """Did aiohttp fail to read a request through the client's fault?
+
+    A request line or header it cannot parse, a body not in its
+    Content-Encoding, cut short or badly chunked: never the server's error.
+    """
+    if isinstance(exc, RequestPayloadError):
+        return True
+    return isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500
+
+
+class ClientErrorFilter(logging.Filter):
+    """aiohttp's log of a request it could not parse becomes one ``http.bad_request`` line.
+
+    aiohttp logs such a request as an error with its traceback and a message
+    quoting the start of the offending line: noise that anyone can cause
+    without logging in, and a leak of whatever credentials the line held.
+    The line keeps only the status and the error's class. A body that cannot
+    be read (not in its Content-Encoding) was already answered and logged by
+    `evidence.web.error_middleware` (or refused unread); aiohttp meets its
+    error again while discarding the rest of it, and that record is dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiohttp.") or not record.exc_info:
+            return True
+        exc = record.exc_info[1]
+        if exc is None or not is_client_payload_error(exc):
+            return True
+        if isinstance(exc, RequestPayloadError):
+            return False
+        record.msg, record.args = "http.bad_request", ()
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.status = getattr(exc, "code", 400)
+        record.error = type(exc).__name__
+        if record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def get_logger(name: str = "evidence") -> Any:

@@ -274,6 +274,33 @@ class Ingest:
             upload_id, row["offset"], manifest.size, row["expires_at"], existing is not None
         )
 
+    async def create_with_upload(
+        self,
+        device: Device,
+        manifest_text: bytes,
+        signature: bytes,
+        length: int,
+        body: AsyncIterator[bytes],
+        checksum: bytes | None = None,
+    ) -> UploadStatus:
+        """Create an upload and take its first bytes in the same request (`create`, `receive`).
+
+        A refusal of those bytes (too many, a wrong checksum, a body that cannot
+        be read, content that is not what the manifest says, the store down)
+        refuses the creation: the client is never told where the upload is, so
+        nothing of it is left (no row, no part, no staged byte).
+        """
+        status = await self.create(device, manifest_text, signature, length)
+        if status.complete:
+            return status
+        try:
+            return await self.receive(device, status.id, 0, body, checksum)
+        except Exception:
+            row = await asyncio.to_thread(self._load_any, status.id)
+            if row is not None and row.state == "receiving":
+                await self._discard(row)
+            raise
+
     def _insert_upload(self, row: dict[str, Any]) -> None:
         with self.db.write() as conn:
             conn.execute(uploads.insert().values(**row))

@@ -144,9 +144,13 @@ async def create(request: web.Request) -> web.Response:
     if "manifest" not in metadata or "signature" not in metadata:
         raise InvalidInput("Upload-Metadata must carry manifest and signature")
     signature = decode_signature(metadata["signature"])
-    status = await ingest.create(device, metadata["manifest"], signature, length)
-    if _is_offset_stream(request) and not status.complete:  # creation-with-upload
-        status = await ingest.receive(device, status.id, 0, _body(request), _checksum(request))
+    if _is_offset_stream(request):  # creation-with-upload
+        checksum = _checksum(request)  # refused before anything is created
+        status = await ingest.create_with_upload(
+            device, metadata["manifest"], signature, length, _body(request), checksum
+        )
+    else:
+        status = await ingest.create(device, metadata["manifest"], signature, length)
     location = f"{UPLOADS}/{status.id}"
     return web.Response(status=201, headers={"Location": location, **_status_headers(status)})
 

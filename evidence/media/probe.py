@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import math
 from typing import Any, BinaryIO
 
 import av
@@ -155,13 +156,31 @@ def _check_json(source: BinaryIO, size: int) -> None:
     if size > MAX_JSON_SIZE:
         raise VerificationError(f"a JSON document of {size} bytes is larger than {MAX_JSON_SIZE}")
     try:
-        document = json.loads(source.read(MAX_JSON_SIZE + 1).decode("utf-8"))
+        document = json.loads(
+            source.read(MAX_JSON_SIZE + 1).decode("utf-8"),
+            parse_constant=_not_json_number,
+            parse_float=_finite_float,
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise VerificationError(f"content declared application/json is not JSON: {exc}") from exc
     except RecursionError as exc:  # nested deeper than any form: refused, not a crash
         raise VerificationError("content declared application/json is nested too deeply") from exc
     if not isinstance(document, dict):
         raise VerificationError("a JSON item must be an object")
+
+
+def _not_json_number(name: str) -> Any:
+    """Python's json takes NaN, Infinity and -Infinity; RFC 8259 has no such numbers."""
+    raise ValueError(f"{name} is not a JSON number (RFC 8259)")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent; one too large for a double (1e999) is refused,
+    not read as infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def _check_utf8(source: BinaryIO) -> None:

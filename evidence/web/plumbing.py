@@ -6,6 +6,10 @@ Errors become JSON in one place, `error_middleware`:
   ``exc.http_status``;
 * aiohttp's 404 and 405 (unknown route, wrong method) become the same JSON
   shape; other aiohttp HTTP exceptions pass through unchanged;
+* a body that cannot be read as it says (not in its Content-Encoding, cut
+  short, malformed chunks: aiohttp's payload errors) is the client's fault:
+  a 400 ``invalid_input``; a Content-Encoding aiohttp does not decode is
+  refused (415) before the body is read, never taken for the bytes;
 * anything else is a bug: it is logged with its traceback on the server and the
   client gets a 500 ``{"error": "internal", "detail": "internal error"}``, never
   a traceback.
@@ -20,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from evidence.errors import EvidenceError, InvalidInput
-from evidence.logs import get_logger
+from evidence.errors import EvidenceError, InvalidInput, UnsupportedEncoding
+from evidence.logs import get_logger, is_client_payload_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,6 +43,10 @@ CACHE_NONE = "no-cache"
 NO_STORE = "private, no-store"  # personal data and evidence: never kept by a browser or proxy
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+# Content-Encodings aiohttp decodes before a handler reads the body (br and
+# zstd only where their library is installed; aiohttp refuses them otherwise).
+# Any other is refused: its bytes would be taken as they are.
+DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
 
 
 def json_error(status: int, code: str, detail: str, **kwargs: Any) -> web.Response:
@@ -46,9 +54,16 @@ def json_error(status: int, code: str, detail: str, **kwargs: Any) -> web.Respon
     return web.json_response({"error": code, "detail": detail}, status=status, **kwargs)
 
 
+def _check_encoding(request: web.Request) -> None:
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in DECODED_ENCODINGS:
+        raise UnsupportedEncoding("Content-Encoding: send the body as it is, gzip or deflate")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        _check_encoding(request)
         return await handler(request)
     except EvidenceError as exc:
         if exc.http_status >= 500:
@@ -71,7 +86,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc.status, code, exc.reason, headers=headers)
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if is_client_payload_error(exc):
+            # The rest of the body cannot be read either: this connection ends here.
+            detail = "the request body could not be read: malformed, cut short or not as encoded"
+            response = json_error(400, InvalidInput.code, detail)
+            response.force_close()
+            return response
         _log.exception("http.unhandled_error", method=request.method, path=request.path)
         return json_error(500, "internal", "internal error")
 

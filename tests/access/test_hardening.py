@@ -491,6 +491,28 @@ async def test_malformed_login_forms_get_400(
     assert (await resp.json())["error"] == "invalid_input"
 
 
+NOT_COMPRESSED = b"csrf_token=x&name=sam&password=not-compressed-at-all"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "x-unknown", "gzip, gzip"])
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+async def test_a_form_not_in_its_content_encoding_gets_a_4xx(
+    browser: Client, signed_in: str, path: str, encoding: str
+) -> None:
+    resp = await browser.post(
+        path,
+        data=NOT_COMPRESSED,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Encoding": encoding,
+        },
+        allow_redirects=False,
+    )
+    assert 400 <= resp.status < 500, await resp.text()
+    assert set(await resp.json()) == {"error", "detail"}
+    assert (await _home(browser)).status == 200  # still signed in, on a new connection
+
+
 async def test_odd_names_are_just_wrong(browser: Client) -> None:
     for name in ("\x00", "a\x00b", "n" * 5000, " ", ""):
         token = await login_token(browser)

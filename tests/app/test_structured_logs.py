@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import secrets
+import socket
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 from apphelpers import access_entries
+from serverproc import RunningServer, running
 
 from evidence.app import create_app
 from evidence.log.keys import load_log_signer
@@ -160,6 +167,43 @@ def test_passwords_in_urls_inside_text_are_redacted(text: str, expected: str) ->
     assert redact_secrets(None, "info", {"event": "x", "msg": text})["msg"] == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("b'Bearer evu_abc-DEF_123aaaa...'", "b'Bearer [redacted]'"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [redacted]"),
+        ("token evd_Zm9vYmFy in a sentence", "token [redacted] in a sentence"),
+        ("/login?name=sam&password=hunter2&x=1", "/login?name=sam&password=[redacted]&x=1"),
+        (
+            "Cookie: theme=dark; evidence_session=abc123",
+            "Cookie: theme=dark; evidence_session=[redacted]",
+        ),
+        ("csrf_token=abc&access_token=def", "csrf_token=[redacted]&access_token=[redacted]"),
+        ("upload.created size=5 item=ab12", "upload.created size=5 item=ab12"),
+    ],
+)
+def test_secrets_quoted_inside_text_are_redacted(text: str, expected: str) -> None:
+    assert redact_secrets(None, "info", {"event": text})["event"] == expected
+
+
+@pytest.mark.parametrize("name", ["aiohttp.server", "aiohttp.web", "asyncio", "", "some.library"])
+def test_no_logger_gets_a_secret_through_its_message_or_traceback(
+    json_logs: io.StringIO, name: str
+) -> None:
+    token, password = "evd_" + secrets.token_urlsafe(32), secrets.token_urlsafe(12)
+    try:
+        raise ValueError(f"cannot parse b'Bearer {token}'")
+    except ValueError:
+        logging.getLogger(name).exception("failed on %s", f"/login?password={password}")
+    text = json_logs.getvalue()
+    assert token not in text
+    assert password not in text
+    [event] = _events(json_logs)
+    assert event["event"] == f"failed on /login?password={REDACTED}"
+    assert "Traceback" in event["exception"]  # a server's own error keeps its traceback
+    assert f"ValueError: cannot parse b'Bearer {REDACTED}'" in event["exception"]
+
+
 def test_json_lines_have_the_static_event_name_and_fields(json_logs: io.StringIO) -> None:
     get_logger("evidence.test").info("item.stored", item="ab" * 32, password="hunter2")
     logging.getLogger("some.library").warning("plain %s message", "stdlib")
@@ -244,3 +288,131 @@ async def test_unexpected_error_is_logged_with_its_traceback_on_the_server(
     assert errors[0]["path"] == "/log/checkpoint"
     assert "RuntimeError: checkpoint table on fire" in errors[0]["exception"]
     assert "Traceback" in errors[0]["exception"]
+
+
+# -- a real server, sent requests it cannot parse -------------------------------------------
+
+LINE_LIMIT = 8190  # aiohttp's limit on a request line and on a header line
+PAD = "p" * (LINE_LIMIT + 100)
+
+
+def _secrets() -> dict[str, str]:
+    """Secrets of every kind the server must never log, fresh for each run."""
+    return {
+        "password": "pw-" + secrets.token_urlsafe(12),
+        "user token": "evu_" + secrets.token_urlsafe(32),
+        "device token": "evd_" + secrets.token_urlsafe(32),
+        "session": secrets.token_urlsafe(32),
+        "csrf": secrets.token_urlsafe(16),
+    }
+
+
+def _malformed_requests(s: dict[str, str]) -> list[bytes]:
+    """Requests aiohttp refuses before any handler, each quoting a secret near its start."""
+    host = b"Host: localhost\r\nConnection: close\r\n"
+    lines = [
+        f"GET /login?name=sam&password={s['password']}&{PAD} HTTP/1.1",
+        f"GET /api/v1/cases?access_token={s['user token']}{PAD} HTTP/1.1",
+        f"POST /api/v1/uploads?{s['device token']}{PAD} HTTP/1.1",
+    ]
+    headers = [
+        f"Authorization: Bearer {s['user token']}{PAD}",
+        f"Authorization: Bearer {s['device token']}{PAD}",
+        f"Cookie: evidence_session={s['session']}; x={PAD}",
+        f"Cookie: theme=dark; evidence_session={s['session']}; x={PAD}",
+        f"X-Token: {s['device token']}{PAD}",
+        f"password={s['password']}{PAD}: x",  # a header name too long
+    ]
+    requests = [line.encode() + b"\r\n" + host + b"\r\n" for line in lines]
+    requests += [b"GET / HTTP/1.1\r\n" + host + h.encode() + b"\r\n\r\n" for h in headers]
+    requests.append(  # a request line that is not HTTP, with a password in it
+        f"GET /login?password={s['password']} HTTP/9.x\r\n".encode() + host + b"\r\n"
+    )
+    return requests
+
+
+def _bad_bodies(s: dict[str, str]) -> list[bytes]:
+    """Requests whose bodies are not in their Content-Encoding, carrying secrets in the head."""
+    body = f"csrf_token={s['csrf']}&name=sam&password={s['password']}".encode()
+    return [
+        (
+            f"POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            f"{auth}\r\nContent-Type: {ctype}\r\nContent-Encoding: {encoding}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for path, auth, ctype in (
+            (
+                "/login",
+                f"Cookie: evidence_session={s['session']}",
+                "application/x-www-form-urlencoded",
+            ),
+            (
+                "/logout",
+                f"Cookie: evidence_session={s['session']}",
+                "application/x-www-form-urlencoded",
+            ),
+            (
+                "/api/v1/items",
+                f"Authorization: Bearer {s['device token']}",
+                "multipart/form-data; boundary=b",
+            ),
+        )
+        for encoding in ("gzip", "deflate")
+    ]
+
+
+def _send(url: str, request: bytes) -> bytes:
+    """Send `request` on a new connection and read the answer to the end."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        with contextlib.suppress(ConnectionError):  # it may answer before reading it all
+            sock.sendall(request)
+        answer = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+def _log_lines_until(server: RunningServer, done: Callable[[list[str]], bool]) -> list[str]:
+    """The server's log lines once `done` holds for them (a bounded wait)."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = server.log_path.read_text().splitlines()
+        if done(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
+
+
+def test_requests_a_real_server_cannot_parse_log_one_line_each_and_no_secret(
+    tmp_path: Path,
+) -> None:
+    s = _secrets()
+    with running(tmp_path) as server:
+        before = len(server.log_path.read_text().splitlines())
+        malformed, bad_bodies = _malformed_requests(s), _bad_bodies(s)
+        for request in malformed + bad_bodies:
+            answer = _send(server.url, request)
+            status = int(answer.split(b" ", 2)[1])
+            assert 400 <= status < 500, answer[:200]
+        # A last, good request: once its line is there, every earlier one is too.
+        marker = _send(
+            server.url, b"GET /log/vkey HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        assert marker.startswith(b"HTTP/1.1 200")
+        lines = _log_lines_until(server, lambda lines: '"/log/vkey"' in lines[-1])
+    text = "\n".join(lines)
+    for name, secret in s.items():
+        assert secret not in text, name
+        assert secret[:12] not in text, name
+    assert "Traceback" not in text
+    new = [json.loads(line) for line in lines[before:]]
+    # One line per malformed request (and one for the marker), none more.
+    assert len(new) == len(malformed) + len(bad_bodies) + 1, "\n".join(lines[before:])
+    refused = new[: len(malformed)]
+    assert all(e["event"] == "http.bad_request" for e in refused), refused
+    assert all(400 <= int(e["status"]) < 500 for e in refused), refused
+    assert all("exception" not in e for e in new)
+    statuses = sorted(e["status"] for e in new[len(malformed) : -1])
+    assert all(400 <= status < 500 for status in statuses), statuses

@@ -94,11 +94,19 @@ def metadata(manifest: bytes, signature: bytes) -> str:
     return ",".join(f"{key} {base64.b64encode(value).decode()}" for key, value in values)
 
 
-async def create(client: Any, kit: Kit, manifest: bytes, signature: bytes, **headers: str) -> Any:
-    """POST a new upload; Upload-Length is the manifest's size unless given."""
+async def create(
+    client: Any, kit: Kit, manifest: bytes, signature: bytes, data: bytes = b"", **headers: str
+) -> Any:
+    """POST a new upload; Upload-Length is the manifest's size unless given.
+
+    With `data`, its bytes go with it (creation-with-upload).
+    """
     length = headers.get("Upload-Length") or str(mf.parse_manifest(manifest).size)
+    if data:
+        headers = {"Content-Type": OFFSET_STREAM, **headers}
     return await client.post(
         "/api/v1/uploads",
+        data=data or None,
         headers={
             **TUS,
             **kit.auth,

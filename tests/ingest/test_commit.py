@@ -330,8 +330,9 @@ async def test_a_store_failing_on_the_last_parts_leaves_a_tail_that_still_finish
     part = _part(client)
     content = _text(3 * part + 500, seed=9)
     store = client.app[STORE]
-    # parts 1 and 2 fail once each: the tail grows past one part
-    location = await _upload_with_parts_failing_once(client, kit, monkeypatch, content, {1, 2})
+    # the last whole part fails once: it and the last 500 bytes make a tail past one part
+    # (a part failing earlier is known at once, and the PATCH stops reading there)
+    location = await _upload_with_parts_failing_once(client, kit, monkeypatch, content, {2})
     with client.app[DB].read() as conn:
         row = conn.execute(sa.select(uploads)).one()
     assert row.offset == len(content)  # every byte durable: one part, the rest as tail
@@ -444,12 +445,12 @@ async def test_a_finish_from_a_stale_row_reads_what_an_earlier_finish_recorded(
     content = _text(3 * part + 500, seed=13)
     ingest = client.app[INGEST]
     store = ingest.store
-    # 1 and 2 in the PATCH (a long tail), then 3 in A's finish
-    await _upload_with_parts_failing_once(client, kit, monkeypatch, content, {1, 2, 3})
+    # 2 in the PATCH (a long tail: part 2 and the last 500 bytes), then 3 in A's finish
+    await _upload_with_parts_failing_once(client, kit, monkeypatch, content, {2, 3})
     with client.app[DB].read() as conn:
         stale = conn.execute(sa.select(uploads)).one()  # B reads the row now
     with pytest.raises(StorageUnavailable):
-        await ingest._finish_if_ready(stale)  # A: stages and records part 1 and 2, fails on 3
+        await ingest._finish_if_ready(stale)  # A: stages and records part 2, fails on 3
     with client.app[DB].read() as conn:
         assert len(conn.execute(sa.select(upload_parts)).all()) == 3
     finished = await ingest._finish_if_ready(stale)  # B, from the row it read before

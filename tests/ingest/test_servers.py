@@ -15,8 +15,11 @@ import hashlib
 import http.client
 import json
 import random
+import signal
+import socket
 import string
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 
 MIB = 1 << 20
 SERVER_PART = DEFAULT_PART_SIZE  # what `evidence serve` stages S3 uploads in
+DURABLE_DEADLINE_SECONDS = 60  # a staged part is recorded well within it, even on a slow CI
 HTTP_TIMEOUT_SECONDS = 60  # every request, including a 20 MiB PATCH through a proxy
 CLI_TIMEOUT_SECONDS = 120
 # Printable ASCII and newlines: text/plain that passes the UTF-8 content probe.
@@ -361,6 +365,62 @@ def test_an_object_store_gone_mid_upload_is_503_and_the_upload_resumes_after(
     assert deployment.count(items) == 1
     report = run_fsck(deployment.db, deployment.log.vkey)  # what `evidence fsck` runs
     assert report.ok, report.problems
+
+
+@contextlib.contextmanager
+def stalled_patch(
+    base: str, kit: Kit, location: str, length: int, sent: bytes
+) -> Iterator[socket.socket]:
+    """A PATCH announcing `length` bytes that sends `sent` and then waits, connection open."""
+    url = urlsplit(base)
+    head = (
+        f"PATCH {location} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in {**TUS, **kit.auth}.items())
+        + f"Upload-Offset: 0\r\nContent-Type: {OFFSET_STREAM}\r\n"
+        + f"Content-Length: {length}\r\n\r\n"
+    )
+    with socket.create_connection((url.hostname or "", url.port or 0)) as sock:
+        sock.sendall(head.encode() + sent)
+        yield sock
+
+
+def poll_offset(server: RunningServer, kit: Kit, location: str, until: int) -> int:
+    """The upload's offset, asked until it is `until` or the deadline passes."""
+    deadline = time.monotonic() + DURABLE_DEADLINE_SECONDS
+    while True:
+        offset = int(tus_head(server.url, kit, location).headers["Upload-Offset"])
+        if offset == until or time.monotonic() > deadline:
+            return offset
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("store", ["s3", "local"])
+def test_parts_durable_before_a_crash_count_after_it(deployment: Deployment, store: str) -> None:
+    """kill -9 while a PATCH waits for more bytes: every part already staged is kept."""
+    if store == "local":  # the server's data dir holds the store; a restart keeps it
+        deployment.env["EVIDENCE_STORE"] = "local"
+    kit = enrolled(deployment.log, deployment.db)
+    content = text_document(3 * SERVER_PART + 4321, seed=5)
+    manifest, signature = document(kit, content)
+    durable = 2 * SERVER_PART  # two whole parts sent, then a little of the third
+    with deployment.server("server") as server:
+        created = tus_create(server.url, kit, manifest, signature, len(content))
+        assert created.status == 201, created.body
+        location = created.headers["Location"]
+        with stalled_patch(server.url, kit, location, len(content), content[: durable + MIB]):
+            assert poll_offset(server, kit, location, durable) == durable
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait()
+    with deployment.server("server") as server:
+        head = tus_head(server.url, kit, location)
+        assert head.status == 200
+        assert head.headers["Upload-Offset"] == str(durable)
+        rest = tus_patch(server.url, kit, location, durable, content[durable:])
+        assert (rest.status, rest.headers["Upload-Offset"]) == (204, str(len(content)))
+        verified = receipt_from(server, kit, location)
+        assert verified.entry.sha256 == hashlib.sha256(content).hexdigest()
+    if store == "s3":
+        deployment.assert_stored(content)
 
 
 def test_a_device_revoked_while_the_server_runs_is_forbidden_every_tus_request(

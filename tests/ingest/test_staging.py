@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -12,6 +13,7 @@ from evidence.errors import Conflict, StorageUnavailable
 from evidence.ingest.staging import IN_FLIGHT, PartStager
 
 PART = 64
+STALL_DEADLINE_SECONDS = 30  # a bound, not a measure: parts settle within milliseconds
 
 
 class FakeStore:
@@ -135,3 +137,23 @@ async def test_without_recording_parts_still_settle_for_the_caller_to_record_at_
     assert staging.parts == [f"receipt-{n}" for n in range(4)]
     assert staging.stream is None  # a lost stream stays lost
     assert staging.tail() == data[4 * PART :]
+
+
+async def test_a_part_settles_as_soon_as_it_is_durable_while_the_request_waits() -> None:
+    """No more bytes, no drain: the parts already staged are recorded all the same."""
+    data = random.Random(10).randbytes(2 * PART + 5)
+    store, recorded = FakeStore(), []
+    both = asyncio.Event()
+
+    async def settled(parts: list[str], stream: bytes | None) -> None:
+        recorded.append(len(parts))
+        if len(parts) == 2:
+            both.set()
+
+    staging = PartStager(PART, [], b"", store.stage_part, carry, settled)
+    await staging.feed(memoryview(data))  # then the device stalls, connection open
+    await asyncio.wait_for(both.wait(), timeout=STALL_DEADLINE_SECONDS)
+    assert recorded == [1, 2]
+    assert staging.parts == ["receipt-0", "receipt-1"]
+    assert await staging.drain() is None
+    assert staging.tail() == data[2 * PART :]

@@ -111,29 +111,13 @@ async def test_footage_uploads_in_pieces_and_gets_a_receipt_that_verifies_offlin
 async def test_creation_with_upload_sends_the_bytes_in_the_post(client: Any, kit: Kit) -> None:
     audio = wav_audio()
     manifest, signature = kit.manifest(audio, kind="audio", media_type="audio/wav")
-    response = await client.post(
-        "/api/v1/uploads",
-        data=audio,
-        headers={
-            **TUS,
-            **kit.auth,
-            "Upload-Length": str(len(audio)),
-            "Upload-Metadata": _metadata(manifest, signature),
-            "Content-Type": "application/offset+octet-stream",
-        },
-    )
+    response = await create(client, kit, manifest, signature, audio)
     assert response.status == 201, await response.text()
     assert response.headers["Upload-Offset"] == str(len(audio))
     receipt = await (
         await client.get(response.headers["Location"] + "/receipt", headers=kit.auth)
     ).json()
     assert verify_receipt(receipt, client.app[LOG].vkey).entry.kind == "audio"
-
-
-def _metadata(manifest: bytes, signature: bytes) -> str:
-    from ingesthelpers import metadata
-
-    return metadata(manifest, signature)
 
 
 async def test_the_same_manifest_twice_is_one_item_and_one_entry(client: Any, kit: Kit) -> None:

@@ -33,6 +33,7 @@ READ_CHUNK = 256 << 10  # bytes read from the socket at a time
 # A manifest and its signature in Upload-Metadata are under 1 KiB of base64.
 MAX_METADATA_LENGTH = 8192
 
+MAX_BOUNDARY_LENGTH = 70  # RFC 2046 section 5.1.1: a boundary is 1 to 70 characters
 SMALL_ITEM_PARTS = ("manifest", "signature", "content")
 SIGNATURE_SIZE = 64
 
@@ -222,6 +223,8 @@ async def _small_item_parts(request: web.Request, max_content: int) -> dict[str,
     boundary = mimetype.parameters.get("boundary")
     if (mimetype.type, mimetype.subtype) != ("multipart", "form-data") or not boundary:
         raise InvalidInput("POST /api/v1/items takes multipart/form-data (with a boundary)")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidInput(f"a multipart boundary is at most {MAX_BOUNDARY_LENGTH} characters")
     fields: dict[str, bytes] = {}
     name, data, limit = "", bytearray(), 0
     try:

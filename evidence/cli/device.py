@@ -109,7 +109,32 @@ def device_upload(
     A manifest the service refuses, or that cannot reach it, stays in the
     device's pending/ (see `evidence device pending`).
     """
-    device = DeviceDir(directory)
+    echo_json(
+        upload_file(
+            DeviceDir(directory),
+            server,
+            file,
+            case=case,
+            kind=kind,
+            media_type=media_type,
+            captured_at=captured_at,
+            vkey=vkey,
+        )
+    )
+
+
+def upload_file(
+    device: DeviceDir,
+    server: str,
+    file: Path,
+    *,
+    case: str,
+    kind: str,
+    media_type: str | None = None,
+    captured_at: str | None = None,
+    vkey: str | None = None,
+) -> dict[str, Any]:
+    """`evidence device upload`: sign the next manifest for `file`, send it; what it prints."""
     media_type = media_type or mimetypes.guess_type(file.name)[0]
     if media_type is None:
         raise InvalidInput(f"cannot tell the media type of {file.name}: give --media-type")
@@ -129,7 +154,7 @@ def device_upload(
     )
     session = Session(server, device.token())
     pending = device.pending_item(mf.item_id(manifest))
-    echo_json(send_pending(device, session, pending, vkey, hashed=True))
+    return send_pending(device, session, pending, vkey, hashed=True)
 
 
 def send_pending(

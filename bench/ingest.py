@@ -66,14 +66,17 @@ from common import (
 sys.path.insert(0, str(ROOT / "tests"))  # one moto launcher for the tests and the benchmark
 from motoserver import start_moto, stop_moto
 
-from evidence.app import open_database, open_log
+from evidence.cases.registry import add_case
 from evidence.chain import manifest as mf
 from evidence.chain import note
-from evidence.db import Database
-from evidence.devices.registry import add_case, enroll_device
+from evidence.clock import utc_now
+from evidence.db import Database, open_database
+from evidence.devices.assignments import assign_device
+from evidence.devices.registry import enroll_device
 from evidence.ingest import tus
+from evidence.log.custody import open_log
 from evidence.logs import configure_logging
-from evidence.people.accounts import add_user, assign_case, assign_device
+from evidence.people.accounts import add_user, assign_case
 from evidence.settings import Settings
 
 MiB = 1 << 20
@@ -248,14 +251,14 @@ def enroll(env: dict[str, str], count: int) -> list[Device]:
     settings = Settings.load(environ=env, stderr_is_tty=False)
     db = open_database(settings)
     try:
-        log = open_log(settings, db)
+        log = open_log(settings, db, utc_now)
         devices = []
         for i in range(count):
             name = f"bench-camera-{i}"
             signer = note.new_signer(
                 f"device.example/{name}", hashlib.sha256(name.encode()).digest()
             )
-            created = enroll_device(log, db, signer.verifier.vkey, name)
+            created = enroll_device(log, db, signer.verifier.vkey, name, now=log.clock())
             now = log.clock()
             case = add_case(db, f"BENCH/{name}", now=now)["case"]
             # A device uploads only to the cases of the worker it is given to.

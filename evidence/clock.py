@@ -7,6 +7,7 @@ monitor) do not import SQLAlchemy.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 
 def utc_now() -> dt.datetime:
@@ -25,3 +26,8 @@ def stored_utc(when: dt.datetime) -> dt.datetime:
     own zone object, which `email.utils` does not take for UTC.
     """
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+# The one clock type: the app holds one (`evidence.web.keys.CLOCK`), and the
+# custody log, logins and admin commands all read the time through it.
+Clock = Callable[[], dt.datetime]

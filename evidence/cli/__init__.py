@@ -62,7 +62,7 @@ def _url(host: str, port: int) -> str:
 
 
 async def _serve(app: web.Application, settings: Settings) -> None:
-    from evidence.app import LOG
+    from evidence.web.keys import LOG
 
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()  # opens the database and the log (cleanup_ctx)

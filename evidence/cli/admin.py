@@ -15,23 +15,28 @@ from pathlib import Path
 import click
 
 from evidence.cli.common import config_option, echo_json
+from evidence.clock import utc_now
 from evidence.db import Database
 from evidence.log.custody import CustodyLog
 from evidence.logs import configure_logging
 from evidence.people.policy import ROLES
 from evidence.settings import Settings
 
+# Admin commands read the time here, and the custody log they append to reads the same clock.
+clock = utc_now
+
 
 @contextlib.contextmanager
 def opened(config_file: Path | None) -> Iterator[tuple[Database, CustodyLog]]:
     """The service's database and custody log, as `evidence serve` opens them."""
-    from evidence.app import open_database, open_log
+    from evidence.db import open_database
+    from evidence.log.custody import open_log
 
     settings = Settings.load(config_file=config_file)
     configure_logging(settings.log_level, settings.log_format)
     db = open_database(settings)
     try:
-        yield db, open_log(settings, db)
+        yield db, open_log(settings, db, clock)
     finally:
         db.close()
 
@@ -50,7 +55,7 @@ def devices_enroll(vkey: str, name: str, config_file: Path | None) -> None:
     from evidence.devices.registry import enroll_device
 
     with opened(config_file) as (db, log):
-        echo_json(enroll_device(log, db, vkey, name))
+        echo_json(enroll_device(log, db, vkey, name, now=clock()))
 
 
 @devices_group.command("revoke")
@@ -61,7 +66,7 @@ def devices_revoke(device: str, config_file: Path | None) -> None:
     from evidence.devices.registry import revoke_device
 
     with opened(config_file) as (db, log):
-        echo_json(revoke_device(log, db, device))
+        echo_json(revoke_device(log, db, device, now=clock()))
 
 
 @click.group("cases")
@@ -74,10 +79,10 @@ def cases_group() -> None:
 @config_option
 def cases_add(reference: str, config_file: Path | None) -> None:
     """Create a case for REFERENCE; print its opaque id."""
-    from evidence.devices.registry import add_case
+    from evidence.cases.registry import add_case
 
-    with opened(config_file) as (db, log):
-        echo_json(add_case(db, reference, now=log.clock()))
+    with opened(config_file) as (db, _log):
+        echo_json(add_case(db, reference, now=clock()))
 
 
 @cases_group.command("assign")
@@ -110,7 +115,7 @@ def cases_unassign(case: str, user: str, config_file: Path | None) -> None:
 @config_option
 def devices_assign(device: str, user: str, config_file: Path | None) -> None:
     """Give DEVICE to the worker USER: it may upload to the cases USER is assigned to."""
-    from evidence.people.accounts import assign_device
+    from evidence.devices.assignments import assign_device
 
     with opened(config_file) as (db, _log):
         echo_json(assign_device(db, device, user))
@@ -136,8 +141,8 @@ def users_add(name: str, roles: tuple[str, ...], config_file: Path | None) -> No
     """Add a user; print their id and a one-time password (shown once)."""
     from evidence.people.accounts import add_user
 
-    with opened(config_file) as (db, log):
-        echo_json(add_user(db, name, roles, now=log.clock()))
+    with opened(config_file) as (db, _log):
+        echo_json(add_user(db, name, roles, now=clock()))
 
 
 @users_group.command("disable")
@@ -147,8 +152,8 @@ def users_disable(user: str, config_file: Path | None) -> None:
     """Disable USER: their sessions and tokens stop working at once."""
     from evidence.people.accounts import disable_user
 
-    with opened(config_file) as (db, log):
-        echo_json(disable_user(db, user, now=log.clock()))
+    with opened(config_file) as (db, _log):
+        echo_json(disable_user(db, user, now=clock()))
 
 
 @click.group("tokens")
@@ -164,8 +169,8 @@ def tokens_create(user: str, expires_in: int | None, config_file: Path | None) -
     """Create an API token for USER; print it (shown once, stored hashed)."""
     from evidence.people.accounts import create_token
 
-    with opened(config_file) as (db, log):
-        echo_json(create_token(db, user, now=log.clock(), expires_in=expires_in))
+    with opened(config_file) as (db, _log):
+        echo_json(create_token(db, user, now=clock(), expires_in=expires_in))
 
 
 @tokens_group.command("revoke")
@@ -175,5 +180,5 @@ def tokens_revoke(user: str, config_file: Path | None) -> None:
     """Revoke every API token of USER at once; print how many were revoked."""
     from evidence.people.accounts import revoke_tokens
 
-    with opened(config_file) as (db, log):
-        echo_json({"user": user, "revoked": revoke_tokens(db, user, now=log.clock())})
+    with opened(config_file) as (db, _log):
+        echo_json({"user": user, "revoked": revoke_tokens(db, user, now=clock())})

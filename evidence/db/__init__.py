@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from evidence.errors import ConfigError, StorageUnavailable
+from evidence.settings import Settings
 
 _log = structlog.get_logger(__name__)
 
@@ -148,3 +149,11 @@ def _unavailable_as_error() -> Iterator[None]:
             _log.warning("db.connection_lost", error=str(exc.orig))
             raise StorageUnavailable("the database connection was lost; retry later") from exc
         raise
+
+
+def open_database(settings: Settings) -> Database:
+    """The database the settings name (its SQLite file's folder made, 0700, if need be)."""
+    sqlite_path = settings.sqlite_path
+    if sqlite_path is not None:
+        sqlite_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Database.connect(settings.database_url)

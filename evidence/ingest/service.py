@@ -47,13 +47,15 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence.cases.registry import case_exists
+from evidence.cases.tables import items
 from evidence.chain import manifest as mf
 from evidence.chain.entries import ItemIngested
 from evidence.chain.receipt import make_receipt
-from evidence.clock import format_time, stored_utc
+from evidence.clock import Clock, format_time, stored_utc
 from evidence.db import Database
-from evidence.db.schema import items, jobs, upload_parts, uploads
-from evidence.devices.registry import Device, case_exists, device_for_token
+from evidence.devices.assignments import actor_for_device
+from evidence.devices.registry import Device, device_for_token
 from evidence.errors import (
     ChecksumMismatch,
     Conflict,
@@ -68,10 +70,11 @@ from evidence.errors import (
 )
 from evidence.ingest import hashing
 from evidence.ingest.staging import PartStager
+from evidence.ingest.tables import upload_parts, uploads
 from evidence.log.custody import CustodyLog
 from evidence.media import probe
-from evidence.people.accounts import actor_for_device
 from evidence.people.policy import is_allowed
+from evidence.review.tables import jobs
 from evidence.storage import ObjectStore, parse_content_key
 from evidence.storage.rangefile import RangeFile, ReadRange
 
@@ -156,12 +159,14 @@ class Ingest:
         db: Database,
         log_: CustodyLog,
         store: ObjectStore,
+        clock: Clock,
         key_for: Callable[[str], str],
         limits: Limits | None = None,
     ) -> None:
         self.db = db
         self.log = log_
         self.store = store
+        self.clock = clock
         self.key_for = key_for  # sha256 hex -> content-addressed key of an original
         self.limits = limits or Limits()
         # Save the hash state with each part (where OpenSSL can be loaded): then
@@ -226,7 +231,7 @@ class Ingest:
         )
         upload_id = secrets.token_hex(UPLOAD_ID_BYTES)
         item = mf.item_id(manifest_text)
-        now = self.log.clock()
+        now = self.clock()
         existing = await asyncio.to_thread(self._ingested_entry, item)
         handle = ""
         if existing is None:
@@ -287,7 +292,7 @@ class Ingest:
             row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
         if row is None or row.device_id != device.id:
             raise NotFound(f"no upload {upload_id}")  # another device's upload is not its business
-        if row.state == "receiving" and stored_utc(row.expires_at) <= self.log.clock():
+        if row.state == "receiving" and stored_utc(row.expires_at) <= self.clock():
             raise NotFound(f"upload {upload_id} has expired")
         return row
 
@@ -741,7 +746,7 @@ class Ingest:
         transaction. `_discard` never removes it while this upload is in
         progress; this catches one removed from outside the service.
         """
-        now = self.log.clock()
+        now = self.clock()
         entry = ItemIngested(
             time=format_time(now),
             item=row.item_id,
@@ -810,7 +815,7 @@ class Ingest:
 
     async def expire(self) -> int:
         """Abort every unfinished upload past its expiry; return how many."""
-        now = self.log.clock()
+        now = self.clock()
         with self.db.read() as conn:
             expired = conn.execute(
                 sa.select(uploads).where(

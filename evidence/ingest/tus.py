@@ -19,7 +19,8 @@ from aiohttp import BodyPartReader, web
 
 from evidence.devices.registry import Device
 from evidence.errors import InvalidInput, TooLarge
-from evidence.ingest.service import Ingest, UploadStatus, decode_metadata
+from evidence.ingest.service import UploadStatus, decode_metadata
+from evidence.web.keys import INGEST
 from evidence.web.plumbing import parse_decimal
 
 TUS_VERSION = "1.0.0"
@@ -33,7 +34,6 @@ MAX_METADATA_LENGTH = 8192
 SMALL_ITEM_PARTS = ("manifest", "signature", "content")
 SIGNATURE_SIZE = 64
 
-INGEST = web.AppKey("ingest", Ingest)
 routes = web.RouteTableDef()
 
 

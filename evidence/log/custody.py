@@ -21,7 +21,6 @@ recompute over all entries.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -36,11 +35,13 @@ from sqlalchemy.engine import Connection
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
 from evidence.chain.entries import CustodyEntry, LogCreated, parse_entry
-from evidence.clock import format_time, utc_now
+from evidence.clock import Clock, format_time, utc_now
 from evidence.db import Database
-from evidence.db.schema import log_checkpoints, log_entries, log_nodes, log_state, node_key
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound, VerificationError
 from evidence.log.highwater import HighWater
+from evidence.log.keys import load_or_create_log_signer
+from evidence.log.tables import log_checkpoints, log_entries, log_nodes, log_state, node_key
+from evidence.settings import Settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -49,7 +50,6 @@ T = TypeVar("T")
 # checkpoint per batch), small enough to keep a transaction short.
 MAX_BATCH = 1000
 
-Clock = Callable[[], dt.datetime]
 Record = Callable[[Connection, list[int]], None]
 # Runs in the append's transaction with the entry's index; may return the entry
 # itself, made there (so that it can carry state read under the log's lock).
@@ -77,6 +77,16 @@ class SignedCheckpoint:
     size: int
     root_hash: bytes
     note: str
+
+
+# This machine's high-water mark of the log, in the data directory (see evidence.log.highwater).
+HIGH_WATER_FILE = "log-high-water.json"
+
+
+def open_log(settings: Settings, db: Database, clock: Clock) -> CustodyLog:
+    """The service's custody log in `db`, signed with the key the settings name."""
+    signer = load_or_create_log_signer(settings.log_key_file, settings.log_origin)
+    return CustodyLog.open(db, signer, clock=clock, high_water=settings.data_dir / HIGH_WATER_FILE)
 
 
 def read_subtrees(

@@ -33,8 +33,8 @@ from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
 from evidence.chain.entries import LogCreated, parse_entry
 from evidence.db import Database
-from evidence.db.schema import NODE_LEVEL_SHIFT, log_checkpoints, log_entries, log_nodes, log_state
 from evidence.errors import VerificationError
+from evidence.log.tables import NODE_LEVEL_SHIFT, log_checkpoints, log_entries, log_nodes, log_state
 
 CHUNK = 10_000  # entries read per query: bounded memory whatever the log's size
 MAX_PROBLEMS = 1000  # past this many the log is plainly broken; stop listing

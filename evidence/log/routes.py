@@ -20,7 +20,8 @@ import asyncio
 from aiohttp import web
 
 from evidence.chain.note import b64encode
-from evidence.web.plumbing import CACHE_IMMUTABLE, CACHE_NONE, LOG, path_decimal, query_decimal
+from evidence.web.keys import LOG
+from evidence.web.plumbing import CACHE_IMMUTABLE, CACHE_NONE, path_decimal, query_decimal
 
 routes = web.RouteTableDef()
 

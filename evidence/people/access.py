@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from aiohttp import web
 
+from evidence import tokens
 from evidence.clock import stored_utc
 from evidence.db import Database
-from evidence.db.schema import web_sessions
 from evidence.errors import Forbidden, Unauthorized
 from evidence.people.accounts import actor_for_token, actor_for_user
 from evidence.people.policy import Actor, is_allowed
-from evidence.web.plumbing import DB, LOG
+from evidence.people.tables import web_sessions
+from evidence.web.keys import CLOCK, DB
 
 SESSION_COOKIE = "evidence_session"
 SESSION_TTL = dt.timedelta(hours=8)  # a working day; then log in again
@@ -40,18 +39,14 @@ class Session:
     expires_at: dt.datetime
 
 
-def _digest(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode("utf-8")).digest()
-
-
 def create_session(db: Database, user: str, now: dt.datetime) -> tuple[str, Session]:
     """A new session for `user`: its cookie value (secret) and what is stored of it."""
-    session_id = secrets.token_urlsafe(32)
-    session = Session(user, secrets.token_urlsafe(32), now + SESSION_TTL)
+    session_id = tokens.new_secret()
+    session = Session(user, tokens.new_secret(), now + SESSION_TTL)
     with db.write() as conn:
         conn.execute(
             web_sessions.insert().values(
-                id_hash=_digest(session_id),
+                id_hash=tokens.digest(session_id),
                 user_id=user,
                 csrf_token=session.csrf_token,
                 created_at=now,
@@ -64,7 +59,7 @@ def create_session(db: Database, user: str, now: dt.datetime) -> tuple[str, Sess
 def load_session(db: Database, session_id: str, now: dt.datetime) -> Session | None:
     with db.read() as conn:
         row = conn.execute(
-            sa.select(web_sessions).where(web_sessions.c.id_hash == _digest(session_id))
+            sa.select(web_sessions).where(web_sessions.c.id_hash == tokens.digest(session_id))
         ).first()
     if row is None:
         return None
@@ -76,7 +71,9 @@ def load_session(db: Database, session_id: str, now: dt.datetime) -> Session | N
 
 def end_session(db: Database, session_id: str) -> None:
     with db.write() as conn:
-        conn.execute(web_sessions.delete().where(web_sessions.c.id_hash == _digest(session_id)))
+        conn.execute(
+            web_sessions.delete().where(web_sessions.c.id_hash == tokens.digest(session_id))
+        )
 
 
 def _resolve(
@@ -112,17 +109,23 @@ async def actor_of(request: web.Request) -> Actor | None:
         request.app[DB],
         request.headers.get("Authorization"),
         request.cookies.get(SESSION_COOKIE),
-        request.app[LOG].clock(),
+        request.app[CLOCK](),
     )
     request[_ACTOR] = actor
     return actor
 
 
-async def require(request: web.Request, action: str, case: str | None = None) -> Actor:
-    """The actor, if the policy allows them `action` (on `case`); 401 or 403 otherwise."""
+async def require_person(request: web.Request) -> Actor:
+    """The person asking (authentication only: what they may do is the policy's to say)."""
     actor = await actor_of(request)
     if actor is None:
         raise Unauthorized("log in, or send an API token (Authorization: Bearer ...)")
+    return actor
+
+
+async def require(request: web.Request, action: str, case: str | None = None) -> Actor:
+    """The actor, if the policy allows them `action` (on `case`); 401 or 403 otherwise."""
+    actor = await require_person(request)
     if not is_allowed(actor, action, case):
         raise Forbidden(f"not allowed: {action}")
     return actor

@@ -8,8 +8,6 @@ the database: the custody log knows a person by their opaque id.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import secrets
 from collections.abc import Iterable
 
@@ -19,19 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence import tokens
+from evidence.cases.registry import require_case
 from evidence.clock import stored_utc
 from evidence.db import Database
-from evidence.db.schema import (
-    api_tokens,
-    case_assignments,
-    cases,
-    device_assignments,
-    devices,
-    user_roles,
-    users,
-)
 from evidence.errors import Conflict, InvalidInput, NotFound
 from evidence.people.policy import ROLES, Actor
+from evidence.people.tables import api_tokens, case_assignments, user_roles, users
+from evidence.text import check_label
 
 USER_TOKEN_PREFIX = "evu_"  # noqa: S105 - not a secret: makes tokens recognisable
 MAX_NAME_LENGTH = 200
@@ -41,10 +34,6 @@ MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte "password" is a denial of service
 # Verified when a name is unknown, so that a wrong name costs what a wrong password does.
 _DUMMY_HASH = nacl.pwhash.argon2id.str(b"not a password", opslimit=OPSLIMIT, memlimit=MEMLIMIT)
-
-
-def sha256(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 def hash_password(password: str) -> str:
@@ -76,16 +65,9 @@ def check_password(conn: Connection, name: str, password: str) -> str | None:
     return row.id if matches and row.disabled_at is None else None
 
 
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH or any(ord(c) < 0x20 for c in name):
-        raise InvalidInput(f"a name is 1 to {MAX_NAME_LENGTH} printable characters")
-    return name
-
-
 def add_user(db: Database, name: str, roles: Iterable[str], *, now: dt.datetime) -> dict[str, str]:
     """A new user with `roles`; returns their id and a one-time password (shown once)."""
-    name = _check_name(name)
+    name = check_label(name, "a name", MAX_NAME_LENGTH)
     wanted = sorted(set(roles))
     unknown = [r for r in wanted if r not in ROLES]
     if not wanted or unknown:
@@ -126,14 +108,14 @@ def create_token(
     """A bearer token for `user`'s API use (shown once, stored hashed)."""
     if expires_in is not None and expires_in <= 0:
         raise InvalidInput("--expires-in must be a positive number of seconds")
-    token = USER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = tokens.new_secret(USER_TOKEN_PREFIX)
     expires = now + dt.timedelta(seconds=expires_in) if expires_in is not None else None
     with db.write() as conn:
         if _user_row(conn, user).disabled_at is not None:
             raise Conflict(f"user {user} is disabled")
         conn.execute(
             api_tokens.insert().values(
-                token_hash=sha256(token), user_id=user, created_at=now, expires_at=expires
+                token_hash=tokens.digest(token), user_id=user, created_at=now, expires_at=expires
             )
         )
     result = {"user": user, "token": token}
@@ -168,9 +150,9 @@ def actor_for_user(conn: Connection, user: str) -> Actor | None:
 
 def actor_for_token(conn: Connection, token: str, now: dt.datetime) -> Actor | None:
     """The person holding API token `token`, if it is valid, unexpired and unrevoked."""
-    digest = sha256(token)
+    digest = tokens.digest(token)
     row = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
-    if row is None or not hmac.compare_digest(bytes(row.token_hash), digest):
+    if row is None or not tokens.same_digest(row.token_hash, digest):
         return None
     if row.revoked_at is not None or (
         row.expires_at is not None and stored_utc(row.expires_at) <= now
@@ -179,21 +161,10 @@ def actor_for_token(conn: Connection, token: str, now: dt.datetime) -> Actor | N
     return actor_for_user(conn, row.user_id)
 
 
-def actor_for_device(conn: Connection, device: str) -> Actor:
-    """A device as an actor: the cases it may upload to are its worker's."""
-    worker = conn.execute(
-        sa.select(device_assignments.c.user_id).where(device_assignments.c.device_id == device)
-    ).scalar_one_or_none()
-    person = actor_for_user(conn, worker) if worker is not None else None
-    assigned = person.cases if person is not None and "worker" in person.roles else frozenset()
-    return Actor(device, "device", frozenset(), assigned)
-
-
 def assign_case(db: Database, case: str, user: str) -> dict[str, str]:
     with db.write() as conn:
         _user_row(conn, user)
-        if conn.execute(sa.select(cases.c.id).where(cases.c.id == case)).first() is None:
-            raise NotFound(f"no case {case}")
+        require_case(conn, case)
         exists = conn.execute(
             sa.select(case_assignments).where(
                 case_assignments.c.case_id == case, case_assignments.c.user_id == user
@@ -216,17 +187,18 @@ def unassign_case(db: Database, case: str, user: str) -> dict[str, str]:
     return {"case": case, "user": user}
 
 
-def assign_device(db: Database, device: str, user: str) -> dict[str, str]:
-    """Give `device` to the worker `user` (replacing any previous worker)."""
-    with db.write() as conn:
-        _user_row(conn, user)
-        if conn.execute(sa.select(devices.c.id).where(devices.c.id == device)).first() is None:
-            raise NotFound(f"no device {device}")
-        roles = set(
-            conn.execute(sa.select(user_roles.c.role).where(user_roles.c.user_id == user)).scalars()
-        )
-        if "worker" not in roles:
-            raise InvalidInput(f"user {user} is not a worker: devices go to workers")
-        conn.execute(device_assignments.delete().where(device_assignments.c.device_id == device))
-        conn.execute(device_assignments.insert().values(device_id=device, user_id=user))
-    return {"device": device, "user": user}
+def user_roles_of(conn: Connection, user: str) -> frozenset[str]:
+    """The roles of `user` (none for an unknown user)."""
+    rows = conn.execute(sa.select(user_roles.c.role).where(user_roles.c.user_id == user))
+    return frozenset(rows.scalars())
+
+
+def require_user(conn: Connection, user: str) -> None:
+    """`NotFound` unless the user exists (enabled or not)."""
+    _user_row(conn, user)
+
+
+def user_names(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+    """The names of the users among `ids` (ids of devices or unknown ones are left out)."""
+    rows = conn.execute(sa.select(users.c.id, users.c.name).where(users.c.id.in_(list(ids))))
+    return {row.id: row.name for row in rows}

@@ -49,11 +49,9 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
-import html
 import ipaddress
 import math
 import re
-import secrets
 from collections.abc import Sequence
 from typing import TypeGuard
 from urllib.parse import parse_qsl
@@ -62,9 +60,9 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.dialects import postgresql, sqlite
 
+from evidence import tokens
 from evidence.clock import stored_utc
 from evidence.db import Database
-from evidence.db.schema import login_failures, users, web_sessions
 from evidence.errors import EvidenceError, Forbidden, InvalidInput, TooLarge
 from evidence.logs import get_logger
 from evidence.people.access import (
@@ -82,7 +80,9 @@ from evidence.people.accounts import (
     check_password,
 )
 from evidence.people.policy import Actor
-from evidence.web.plumbing import DB, LOG, SETTINGS
+from evidence.people.tables import login_failures, users, web_sessions
+from evidence.web.keys import CLOCK, DB, PASSWORD_CHECKS, SETTINGS
+from evidence.web.pages import render
 
 CSRF_FIELD = "csrf_token"
 LOGIN_COOKIE = "evidence_login"
@@ -110,10 +110,9 @@ CLEANUP_BATCH = 1000
 WRONG_CREDENTIALS = "name or password is wrong"
 THROTTLED = "too many failed logins: wait a while and try again"
 
-# Tokens and session ids are `secrets.token_urlsafe(32)`: 43 URL-safe characters.
+# Form tokens and session ids are `tokens.new_secret()`: 43 URL-safe characters.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
-PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 routes = web.RouteTableDef()
 _log = get_logger("evidence.people.login")
 
@@ -362,58 +361,33 @@ def _signed_in(
 # -- pages -------------------------------------------------------------------------------
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _page(title: str, body: str, *, status: int = 200) -> web.Response:
-    """An HTML page; `body` is markup whose every interpolated value is already escaped."""
-    text = (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(title)} - evidence</title>\n</head>\n<body>\n{body}</body>\n</html>\n"
-    )
-    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-def _login_page(token: str, *, status: int = 200, message: str | None = None) -> web.Response:
-    notice = f'<p role="alert">{_e(message)}</p>\n' if message else ""
-    body = (
-        "<h1>Log in</h1>\n"
-        f"{notice}"
-        '<form method="post" action="/login">\n'
-        f'<input type="hidden" name="{CSRF_FIELD}" value="{_e(token)}">\n'
-        '<p><label>Name <input name="name" autocomplete="username" required'
-        f' maxlength="{MAX_NAME_LENGTH}"></label></p>\n'
-        '<p><label>Password <input type="password" name="password"'
-        ' autocomplete="current-password" required'
-        f' maxlength="{MAX_PASSWORD_LENGTH}"></label></p>\n'
-        '<p><button type="submit">Log in</button></p>\n'
-        "</form>\n"
-    )
-    return _page("Log in", body, status=status)
+def _login_page(
+    request: web.Request, token: str, *, status: int = 200, message: str | None = None
+) -> web.Response:
+    context = {
+        "message": message,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": token,
+        "max_name": MAX_NAME_LENGTH,
+        "max_password": MAX_PASSWORD_LENGTH,
+    }
+    return render(request, "login.html", context, status=status)
 
 
-def _home_page(actor: Actor, name: str, csrf_token: str) -> web.Response:
-    roles = ", ".join(sorted(actor.roles)) or "none"
-    body = (
-        f"<h1>Signed in as {_e(name)}</h1>\n"
-        f"<p>Your user id: <code>{_e(actor.id)}</code></p>\n"
-        f"<p>Your roles: {_e(roles)}</p>\n"
-        f'<p><a href="{CASES_URL}">Your cases</a></p>\n'
-        '<form method="post" action="/logout">\n'
-        f'<input type="hidden" name="{CSRF_FIELD}" value="{_e(csrf_token)}">\n'
-        '<p><button type="submit">Log out</button></p>\n'
-        "</form>\n"
-    )
-    return _page(name, body)
+def _home_page(request: web.Request, actor: Actor, name: str, csrf_token: str) -> web.Response:
+    context = {
+        "name": name,
+        "user": actor.id,
+        "roles": ", ".join(sorted(actor.roles)) or "none",
+        "cases_url": CASES_URL,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": csrf_token,
+    }
+    return render(request, "home.html", context)
 
 
 def _set_cookie(
@@ -446,8 +420,8 @@ def _clear_cookie(request: web.Request, response: web.StreamResponse, name: str)
 @routes.get("/login")
 async def get_login(request: web.Request) -> web.Response:
     _refuse_password_in_url(request)
-    token = secrets.token_urlsafe(32)
-    response = _login_page(token)
+    token = tokens.new_secret()
+    response = _login_page(request, token)
     _set_cookie(request, response, _login_cookie(request), token, max_age=LOGIN_FORM_TTL)
     return response
 
@@ -465,20 +439,20 @@ async def post_login(request: web.Request) -> web.Response:
     if name is None or password is None:
         raise InvalidInput("the login form needs a name and a password")
 
-    db, now = request.app[DB], request.app[LOG].clock()
+    db, now = request.app[DB], request.app[CLOCK]()
     address = client_address(request, _trust_proxy(request))
     limits = throttle_keys(name, address)
     wait = await asyncio.to_thread(reserve_attempt, db, limits, now)
     if wait is not None:
         _log.warning("auth.login_throttled", address=address, retry_after=wait)
-        response = _login_page(token, status=429, message=THROTTLED)
+        response = _login_page(request, token, status=429, message=THROTTLED)
         response.headers["Retry-After"] = str(wait)
         return response
     async with request.app[PASSWORD_CHECKS]:
         user = await asyncio.to_thread(_check_credentials, db, name, password)
     if user is None:
         _log.info("auth.login_failed", address=address)
-        return _login_page(token, status=401, message=WRONG_CREDENTIALS)
+        return _login_page(request, token, status=401, message=WRONG_CREDENTIALS)
 
     session_id, _session = await asyncio.to_thread(
         _start_session, db, user, request.cookies.get(SESSION_COOKIE), limits, now
@@ -496,7 +470,7 @@ async def post_login(request: web.Request) -> web.Response:
 async def post_logout(request: web.Request) -> web.Response:
     _refuse_cross_site(request)
     form = await read_form(request)
-    db, now = request.app[DB], request.app[LOG].clock()
+    db, now = request.app[DB], request.app[CLOCK]()
     session_id = request.cookies.get(SESSION_COOKIE)
     session = None
     if _is_token(session_id):
@@ -521,7 +495,7 @@ async def get_home(request: web.Request) -> web.Response:
     found = None
     if _is_token(session_id):
         found = await asyncio.to_thread(
-            _signed_in, request.app[DB], session_id, request.app[LOG].clock()
+            _signed_in, request.app[DB], session_id, request.app[CLOCK]()
         )
     if found is None:
         response = _redirect("/login")
@@ -529,4 +503,4 @@ async def get_home(request: web.Request) -> web.Response:
             _clear_cookie(request, response, SESSION_COOKIE)
         return response
     session, actor, name = found
-    return _home_page(actor, name, session.csrf_token)
+    return _home_page(request, actor, name, session.csrf_token)

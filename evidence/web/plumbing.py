@@ -20,16 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from evidence.db import Database
 from evidence.errors import EvidenceError, InvalidInput
-from evidence.log.custody import CustodyLog
 from evidence.logs import get_logger
-from evidence.settings import Settings
-
-# Typed application state, set by `evidence.app.create_app`.
-SETTINGS = web.AppKey("settings", Settings)
-DB = web.AppKey("db", Database)
-LOG = web.AppKey("log", CustodyLog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -44,6 +36,7 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
 CACHE_IMMUTABLE = "public, max-age=31536000, immutable"
 CACHE_NONE = "no-cache"
+NO_STORE = "private, no-store"  # personal data and evidence: never kept by a browser or proxy
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 

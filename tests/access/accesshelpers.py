@@ -17,18 +17,18 @@ import sqlalchemy as sa
 from ingesthelpers import Kit, create, enrolled, patch
 from media import mp4_video
 
-from evidence.app import DB, LOG
+from evidence.cases.tables import items
 from evidence.chain import merkle
 from evidence.chain.checkpoint import verify_checkpoint
 from evidence.chain.entries import CustodyEntry, ItemAccessed, ItemIngested, parse_entry
 from evidence.chain.manifest import item_id
 from evidence.db import Database
-from evidence.db.schema import items
 from evidence.devices.registry import revoke_device
 from evidence.log.custody import CustodyLog
 from evidence.people.accounts import add_user, assign_case, create_token, disable_user
 from evidence.people.policy import ROLES
 from evidence.settings import Settings
+from evidence.web.keys import DB, LOG
 
 CALLERS = (
     "anonymous",
@@ -133,7 +133,7 @@ async def build_world(client: Any, roles: tuple[str, ...] = ROLES, *, extras: bo
             db, world.users["expired"], now=now() - dt.timedelta(hours=1), expires_in=60
         )["token"]
         world.revoked = enrolled(log, db, "camera-r")
-        revoke_device(log, db, world.revoked.device)
+        revoke_device(log, db, world.revoked.device, now=log.clock())
         world.tokens["revoked_device"] = world.revoked.token
         world.tokens["device"] = unassigned.token
     return world

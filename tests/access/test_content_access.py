@@ -31,14 +31,15 @@ from accesshelpers import (
     verify_custody,
 )
 
-from evidence.app import DB, LOG, create_app
-from evidence.cases.routes import VIEWING_WINDOW, starts_viewing
+from evidence.app import create_app
 from evidence.chain.entries import ItemAccessed
-from evidence.db.schema import item_viewings
+from evidence.content.tables import item_viewings
+from evidence.content.viewings import VIEWING_WINDOW, starts_viewing
 from evidence.errors import StorageUnavailable
 from evidence.settings import Settings
 from evidence.storage import CHUNK_SIZE, ObjectStream
 from evidence.storage.local import LocalStore
+from evidence.web.keys import DB, LOG
 
 
 async def _content(client: Any, world: World, caller: str, **headers: str) -> Any:

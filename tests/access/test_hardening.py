@@ -32,12 +32,12 @@ from webhelpers import (
 )
 from yarl import URL
 
-from evidence.db.schema import login_failures
 from evidence.people import login as web_auth
 from evidence.people.access import SESSION_COOKIE
 from evidence.people.accounts import create_token
+from evidence.people.tables import login_failures
 from evidence.settings import Settings
-from evidence.web.plumbing import DB, LOG
+from evidence.web.keys import CLOCK, DB
 
 Client = TestClient[Any, Any]
 T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
@@ -356,7 +356,7 @@ async def test_passwords_tokens_and_session_ids_never_reach_the_logs(browser: Cl
     pat = new_person(browser, "Pat", "auditor")
     app = browser.app
     assert app is not None
-    api_token = create_token(app[DB], pat.user, now=app[LOG].clock())["token"]
+    api_token = create_token(app[DB], pat.user, now=app[CLOCK]())["token"]
     wrong_password = "Wr0ng-" + secrets.token_urlsafe(12)
     with captured_logs() as logs:
         assert (await log_in(browser, pat.name, wrong_password)).status == 401

@@ -1,4 +1,4 @@
-"""HTTP Range on content (RFC 9110 section 14): the rules of evidence.cases.routes, never a 500.
+"""HTTP Range on content (RFC 9110 section 14): the rules of evidence.content.ranges, never a 500.
 
 One satisfiable range: 206 with Content-Range. No Range, another unit, or
 several ranges: the whole item, 200. Unsatisfiable or malformed ``bytes=``:
@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from accesshelpers import Shared, upload
 
-from evidence.cases.routes import RangeNotSatisfiable, parse_range
+from evidence.content.ranges import RangeNotSatisfiable, parse_range
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the loop of the `shared` app
 

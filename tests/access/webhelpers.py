@@ -20,10 +20,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from evidence.app import create_app
+from evidence.clock import utc_now
 from evidence.logs import configure_logging
 from evidence.people.accounts import add_user
 from evidence.settings import Settings
-from evidence.web.plumbing import DB, LOG
+from evidence.web.keys import CLOCK, DB
 
 __all__ = [
     "RawResponse",
@@ -48,8 +49,8 @@ def make_settings(data_dir: Path, **env: str) -> Settings:
 
 
 def auth_app(settings: Settings) -> web.Application:
-    """The real app from `create_app`, login routes included."""
-    return create_app(settings)
+    """The real app from `create_app`, login routes included, on a clock the test sets."""
+    return create_app(settings, clock=SettableClock())
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,27 @@ def new_person(client: TestClient[Any, Any], name: str, *roles: str) -> Person:
     """A user of the running app, with `roles` (default: worker) and a password."""
     app = client.app
     assert app is not None
-    created = add_user(app[DB], name, roles or ("worker",), now=app[LOG].clock())
+    created = add_user(app[DB], name, roles or ("worker",), now=app[CLOCK]())
     return Person(created["user"], created["name"], created["password"])
 
 
+class SettableClock:
+    """The app's one clock, saying the time a test sets (the system's until then)."""
+
+    def __init__(self) -> None:
+        self.now: dt.datetime | None = None
+
+    def __call__(self) -> dt.datetime:
+        return self.now if self.now is not None else utc_now()
+
+
 def set_clock(client: TestClient[Any, Any], when: dt.datetime) -> None:
-    """Make the app's clock (the custody log's) say `when`."""
+    """Make the app's clock (which the log, logins and sessions read) say `when`."""
     app = client.app
     assert app is not None
-    app[LOG].clock = lambda: when
+    clock = app[CLOCK]
+    assert isinstance(clock, SettableClock), "make the app with make_app (a settable clock)"
+    clock.now = when
 
 
 def csrf_token_of(page: str) -> str:

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from apphelpers import access_entries, reference_root
 
-from evidence.app import LOG, create_app
+from evidence.app import create_app
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
 from evidence.chain.entries import LogCreated, parse_entry
 from evidence.settings import Settings
+from evidence.web.keys import LOG
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 from apphelpers import access_entries
 
-from evidence.app import LOG, create_app
+from evidence.app import create_app
 from evidence.chain import note
 from evidence.db import Database
 from evidence.errors import StorageUnavailable
 from evidence.log.custody import CustodyLog, SignedCheckpoint
 from evidence.log.keys import load_or_create_log_signer
 from evidence.settings import Settings
+from evidence.web.keys import LOG
 
 # Every way to write a number wrongly, each with why it must be refused.
 BAD_NUMBERS = {

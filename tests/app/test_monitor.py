@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from apphelpers import access_entries, make_settings
 
-from evidence.app import LOG, create_app
+from evidence.app import create_app
 from evidence.chain import merkle, note
 from evidence.errors import EvidenceError, InvalidInput, Unreachable, VerificationError
 from evidence.log.monitor import default_state_path, http_get, verify_log
 from evidence.settings import Settings
+from evidence.web.keys import LOG
 
 
 class Server:

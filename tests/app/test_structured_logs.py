@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import pytest
 from apphelpers import access_entries
 
-from evidence.app import LOG, create_app
+from evidence.app import create_app
 from evidence.log.keys import load_log_signer
 from evidence.logs import (
     MAX_REDACT_DEPTH,
@@ -21,6 +21,7 @@ from evidence.logs import (
     redact_secrets,
 )
 from evidence.settings import Settings
+from evidence.web.keys import LOG
 
 
 def _events(stream: io.StringIO) -> list[dict[str, Any]]:

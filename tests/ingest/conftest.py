@@ -28,11 +28,11 @@ from motoserver import (
     use_fake_aws_credentials,
 )
 
-from evidence.app import DB, LOG, create_app
-from evidence.ingest.tus import INGEST
+from evidence.app import create_app
 from evidence.settings import Settings
 from evidence.storage import S3_MIN_PART_SIZE, content_key
 from evidence.storage.s3 import S3Store
+from evidence.web.keys import DB, INGEST, LOG
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client

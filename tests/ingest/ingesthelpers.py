@@ -9,12 +9,14 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidence.cases.registry import add_case
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.db import Database
-from evidence.devices.registry import add_case, enroll_device
+from evidence.devices.assignments import assign_device
+from evidence.devices.registry import enroll_device
 from evidence.log.custody import CustodyLog
-from evidence.people.accounts import add_user, assign_case, assign_device
+from evidence.people.accounts import add_user, assign_case
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"
@@ -78,7 +80,7 @@ def enrolled(log: CustodyLog, db: Database, name: str = "camera-1") -> Kit:
     """An enrolled device, given to a worker who is assigned to a new case."""
     now = dt.datetime.now(dt.UTC)
     signer = note.new_signer(f"device.example/{name}", hashlib.sha256(name.encode()).digest())
-    created = enroll_device(log, db, signer.verifier.vkey, name)
+    created = enroll_device(log, db, signer.verifier.vkey, name, now=log.clock())
     case = add_case(db, f"CASE/{name}", now=now)["case"]
     worker = add_user(db, f"worker of {name}", ["worker"], now=now)["user"]
     assign_case(db, case, worker)

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from ingesthelpers import Kit, create, patch
 from media import mp4_video
 
-from evidence.app import DB, LOG
-from evidence.db.schema import items, upload_parts, uploads
+from evidence.cases.tables import items
 from evidence.errors import Conflict, Forbidden, StorageUnavailable
-from evidence.ingest.tus import INGEST
+from evidence.ingest.tables import upload_parts, uploads
 from evidence.storage import content_key
+from evidence.web.keys import DB, INGEST, LOG, STORE
 
 
 def _text(size: int, seed: int = 0) -> bytes:
@@ -37,7 +37,7 @@ class _Reads:
     def __init__(self, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         self.staged = 0
         self.stored = 0
-        store = client.app[INGEST].store
+        store = client.app[STORE]
         stage_read, read = store.stage_read, store.read
 
         def counted_stage_read(*args: Any, **kwargs: Any) -> Any:
@@ -250,9 +250,9 @@ async def test_an_expired_upload_takes_the_object_it_left_at_its_key_with_it(
 ) -> None:
     await _footage_checked_after_a_failure(client, kit, monkeypatch, _part(client) + 99)
     ingest = client.app[INGEST]
-    real_clock = ingest.log.clock
+    real_clock = ingest.clock
     later = real_clock() + ingest.limits.upload_ttl + dt.timedelta(minutes=1)
-    monkeypatch.setattr(ingest.log, "clock", lambda: later)
+    monkeypatch.setattr(ingest, "clock", lambda: later)
     assert await ingest.expire() == 1
     assert objects() == []  # never recorded, never locked: nothing stays
 
@@ -273,7 +273,7 @@ async def _footage_checked_after_a_failure(
 
 
 def _part(client: Any) -> int:
-    size: int = client.app[INGEST].store.part_size
+    size: int = client.app[STORE].part_size
     return size
 
 
@@ -329,7 +329,7 @@ async def test_a_store_failing_on_the_last_parts_leaves_a_tail_that_still_finish
 ) -> None:
     part = _part(client)
     content = _text(3 * part + 500, seed=9)
-    store = client.app[INGEST].store
+    store = client.app[STORE]
     # parts 1 and 2 fail once each: the tail grows past one part
     location = await _upload_with_parts_failing_once(client, kit, monkeypatch, content, {1, 2})
     with client.app[DB].read() as conn:
@@ -379,7 +379,7 @@ async def test_an_upload_whose_parts_the_store_dropped_starts_again_at_zero(
 ) -> None:
     """S3 answers 409 to a completion when a concurrent write of the key won, and drops
     the parts; with no object there, the upload must be sent again."""
-    store = client.app[INGEST].store
+    store = client.app[STORE]
     answered: list[int] = []
 
     class Conflict409:
@@ -515,7 +515,7 @@ async def _upload_with_parts_failing_once(
 ) -> str:
     """PATCH all of `content` as a text document while staging each part in `failing`
     fails once with the store unavailable (503); its location."""
-    store = client.app[INGEST].store
+    store = client.app[STORE]
     real_stage_part = store.stage_part
 
     def flaky(upload_id: str, handle: str, number: int, data: Any) -> str:

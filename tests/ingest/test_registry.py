@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from evidence.cases.registry import add_case
+from evidence.cases.tables import cases
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.chain.entries import DeviceEnrolled, DeviceRevoked, parse_entry
 from evidence.db import Database
-from evidence.db.schema import cases, devices
-from evidence.devices.registry import add_case, device_for_token, enroll_device, revoke_device
+from evidence.devices.registry import device_for_token, enroll_device, revoke_device
+from evidence.devices.tables import devices
 from evidence.errors import Conflict, InvalidInput, NotFound
 from evidence.log.custody import CustodyLog
 from evidence.log.fsck import fsck
@@ -59,7 +61,7 @@ def test_enrolment_is_a_log_entry_and_the_token_is_stored_only_hashed(
 ) -> None:
     db, log = opened
     vkey = device_key()
-    created = enroll_device(log, db, vkey, "Bodycam 17 (Team B)")
+    created = enroll_device(log, db, vkey, "Bodycam 17 (Team B)", now=log.clock())
     assert created["device"] == mf.device_id(vkey)
     token = created["token"]
     assert token.startswith("evd_")
@@ -79,9 +81,9 @@ def test_enrolment_is_a_log_entry_and_the_token_is_stored_only_hashed(
     assert b"Bodycam" not in all_entries(log)
     assert token.encode() not in all_entries(log)
     with pytest.raises(Conflict, match="already enrolled"):
-        enroll_device(log, db, vkey, "again")
+        enroll_device(log, db, vkey, "again", now=log.clock())
     with pytest.raises(InvalidInput, match="not a device verifier key"):
-        enroll_device(log, db, "not a key", "x")
+        enroll_device(log, db, "not a key", "x", now=log.clock())
     assert fsck(db, log.vkey).problems == []
 
 
@@ -89,8 +91,8 @@ def test_revocation_is_a_log_entry_and_disables_the_token(
     opened: tuple[Database, CustodyLog],
 ) -> None:
     db, log = opened
-    created = enroll_device(log, db, device_key(), "cam")
-    revoked = revoke_device(log, db, created["device"])
+    created = enroll_device(log, db, device_key(), "cam", now=log.clock())
+    revoked = revoke_device(log, db, created["device"], now=log.clock())
     entry = parse_entry(log.entry(int(revoked["revoked_entry"])))
     assert isinstance(entry, DeviceRevoked)
     assert entry.device == created["device"]
@@ -100,7 +102,7 @@ def test_revocation_is_a_log_entry_and_disables_the_token(
     assert found.revoked
     size = log.size()
     with pytest.raises(Conflict, match="already revoked"):
-        revoke_device(log, db, created["device"])
+        revoke_device(log, db, created["device"], now=log.clock())
     with pytest.raises(NotFound):
-        revoke_device(log, db, "0" * 32)
+        revoke_device(log, db, "0" * 32, now=log.clock())
     assert log.size() == size  # refused revocations append nothing

@@ -31,17 +31,19 @@ from motoserver import assert_locked, aws_environment, bucket_contents, new_buck
 from serverproc import RunningServer, command, free_port, running
 from tcpproxy import TcpProxy
 
-from evidence.app import DB, LOG, create_app
+from evidence.app import create_app
+from evidence.cases.tables import items
 from evidence.chain.manifest import item_id
 from evidence.chain.receipt import VerifiedReceipt, verify_receipt
 from evidence.db import Database
-from evidence.db.schema import items, upload_parts, uploads
 from evidence.devices.registry import revoke_device
+from evidence.ingest.tables import upload_parts, uploads
 from evidence.log.custody import CustodyLog
 from evidence.log.fsck import fsck as run_fsck
 from evidence.log.keys import load_or_create_log_signer
 from evidence.settings import Settings
 from evidence.storage import DEFAULT_PART_SIZE, content_key
+from evidence.web.keys import DB, LOG
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -373,7 +375,7 @@ def test_a_device_revoked_while_the_server_runs_is_forbidden_every_tus_request(
         location = created.headers["Location"]
         assert tus_patch(server.url, kit, location, 0, content[:1000]).status == 204
 
-        revoke_device(deployment.log, deployment.db, kit.device)
+        revoke_device(deployment.log, deployment.db, kit.device, now=deployment.log.clock())
         log_size = deployment.log.size()
 
         later = text_document(500, seed=5)

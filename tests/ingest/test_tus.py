@@ -13,12 +13,14 @@ import sqlalchemy as sa
 from ingesthelpers import TUS, Kit, create, enrolled, patch
 from media import mp4_video, png_image, wav_audio
 
-from evidence.app import DB, LOG
+from evidence.cases.tables import items
 from evidence.chain.entries import ItemIngested, parse_entry
 from evidence.chain.manifest import item_id
 from evidence.chain.receipt import verify_receipt
-from evidence.db.schema import items, jobs, uploads
 from evidence.devices.registry import revoke_device
+from evidence.ingest.tables import uploads
+from evidence.review.tables import jobs
+from evidence.web.keys import DB, LOG
 
 
 async def upload(client: Any, kit: Kit, content: bytes, chunks: int = 3, **kw: Any) -> Any:
@@ -237,7 +239,7 @@ async def test_a_revoked_device_is_refused_everywhere(client: Any, kit: Kit) -> 
     video = mp4_video()
     manifest, signature = kit.manifest(video)
     created = await create(client, kit, manifest, signature)
-    revoke_device(client.app[LOG], client.app[DB], kit.device)
+    revoke_device(client.app[LOG], client.app[DB], kit.device, now=client.app[LOG].clock())
     assert (await create(client, kit, manifest, signature)).status == 403
     assert (await patch(client, kit, created.headers["Location"], 0, video)).status == 403
     head = await client.head(created.headers["Location"], headers={**TUS, **kit.auth})

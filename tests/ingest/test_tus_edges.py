@@ -9,9 +9,8 @@ import pytest
 import sqlalchemy as sa
 from ingesthelpers import TUS, Kit, create, patch
 
-from evidence.app import DB, LOG
-from evidence.db.schema import uploads
-from evidence.ingest.tus import INGEST
+from evidence.ingest.tables import uploads
+from evidence.web.keys import DB, INGEST, LOG
 
 
 async def test_malformed_headers_get_400_never_500(client: Any, kit: Kit) -> None:
@@ -72,15 +71,15 @@ async def test_expired_uploads_are_gone_and_cleaned_up(client: Any, kit: Kit) ->
     location = created.headers["Location"]
     await patch(client, kit, location, 0, content[:50])
     ingest = client.app[INGEST]
-    real_clock = ingest.log.clock
+    real_clock = ingest.clock
     later = real_clock() + ingest.limits.upload_ttl + dt.timedelta(minutes=1)
-    ingest.log.clock = lambda: later
+    ingest.clock = lambda: later
     try:
         head = await client.head(location, headers={**TUS, **kit.auth})
         assert head.status == 404
         assert await ingest.expire() == 1
     finally:
-        ingest.log.clock = real_clock
+        ingest.clock = real_clock
     with client.app[DB].read() as conn:
         assert conn.execute(sa.select(uploads)).all() == []
     assert await ingest.expire() == 0
@@ -154,8 +153,9 @@ async def test_an_upload_committed_but_not_yet_logged_is_finished_by_head(
 async def test_a_device_uploads_only_to_its_workers_cases(client: Any, kit: Kit) -> None:
     import datetime as dt
 
-    from evidence.devices.registry import add_case
-    from evidence.people.accounts import add_user, assign_device, unassign_case
+    from evidence.cases.registry import add_case
+    from evidence.devices.assignments import assign_device
+    from evidence.people.accounts import add_user, unassign_case
 
     db = client.app[DB]
     content = b"note\n"

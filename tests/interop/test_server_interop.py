@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from gotools import GoVerifier, go_result, verifier_doc
 
-from evidence.app import LOG, create_app
+from evidence.app import create_app
 from evidence.chain import note
 from evidence.chain.entries import DeviceEnrolled, ItemAccessed
 from evidence.settings import Settings
+from evidence.web.keys import LOG
 
 
 def entries(count: int) -> list[Any]:

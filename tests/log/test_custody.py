@@ -14,21 +14,15 @@ import sqlalchemy.exc
 from loghelpers import ORIGIN, FixedClock
 from sqlalchemy.engine import Connection
 
+from evidence.cases.tables import cases
 from evidence.chain import checkpoint as cp
 from evidence.chain import merkle, note
 from evidence.chain.entries import DeviceRevoked, LogCreated, parse_entry
 from evidence.db import Database
-from evidence.db.schema import (
-    cases,
-    log_checkpoints,
-    log_entries,
-    log_nodes,
-    log_state,
-    node_key,
-)
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound
 from evidence.log.custody import CustodyLog
 from evidence.log.fsck import fsck
+from evidence.log.tables import log_checkpoints, log_entries, log_nodes, log_state, node_key
 
 
 def revoked(i: int) -> DeviceRevoked:

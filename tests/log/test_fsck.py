@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from evidence.chain import note
 from evidence.chain.entries import DeviceRevoked
 from evidence.db import Database
-from evidence.db.schema import log_checkpoints, log_entries, log_nodes, log_state, node_key
 from evidence.log.custody import CustodyLog
 from evidence.log.fsck import fsck
+from evidence.log.tables import log_checkpoints, log_entries, log_nodes, log_state, node_key
 
 
 @pytest.fixture

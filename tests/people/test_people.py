@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from evidence.cases.registry import add_case
 from evidence.db import Database
-from evidence.devices.registry import add_case
 from evidence.errors import Conflict, InvalidInput, NotFound
 from evidence.people.accounts import (
     actor_for_token,

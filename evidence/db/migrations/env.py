@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from evidence.db.schema import metadata
+from evidence.db.metadata import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

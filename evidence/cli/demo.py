@@ -20,13 +20,12 @@ from pathlib import Path
 
 import click
 
-from evidence.cli.admin import opened
+from evidence.cli.admin import clock, opened
 from evidence.cli.common import config_option
 from evidence.cli.device import upload_file
 from evidence.db import Database
 from evidence.errors import ConfigError, Conflict, Unreachable
 from evidence.field.state import DeviceDir
-from evidence.log.custody import CustodyLog
 from evidence.log.monitor import normalize_server
 from evidence.settings import Settings
 
@@ -65,15 +64,15 @@ def _check_same_log(server: str, settings: Settings) -> None:
         )
 
 
-def _new_case(db: Database, log: CustodyLog, directory: Path) -> tuple[int, str, str]:
+def _new_case(db: Database, directory: Path) -> tuple[int, str, str]:
     """The first DEMO-n whose reference and device directory are both free: n, id, reference."""
-    from evidence.devices.registry import add_case
+    from evidence.cases.registry import add_case
 
     for n in range(1, MAX_DEMOS + 1):
         if (directory / f"camera-{n}").exists():
             continue
         try:
-            case = add_case(db, f"DEMO-{n}", now=log.clock())
+            case = add_case(db, f"DEMO-{n}", now=clock())
         except Conflict:
             continue
         return n, case["case"], case["reference"]
@@ -102,21 +101,22 @@ def demo(server: str, directory: Path, config_file: Path | None) -> None:
     Use the same settings (data directory or database) as the server: the
     people, case and device are written to its database directly.
     """
+    from evidence.devices.assignments import assign_device
     from evidence.devices.registry import enroll_device
     from evidence.media import samples  # PyAV: imported only when it is needed
-    from evidence.people.accounts import add_user, assign_case, assign_device
+    from evidence.people.accounts import add_user, assign_case
 
     server = normalize_server(server)
     _check_same_log(server, Settings.load(config_file=config_file))
     with opened(config_file) as (db, log):
-        n, case, reference = _new_case(db, log, directory)
-        now = log.clock()
+        n, case, reference = _new_case(db, directory)
+        now = clock()
         worker = add_user(db, f"demo-worker-{n}", ["worker"], now=now)
         reviewer = add_user(db, f"demo-reviewer-{n}", ["reviewer"], now=now)
         for person in (worker, reviewer):
             assign_case(db, case, person["user"])
         device = DeviceDir.init(directory / f"camera-{n}", f"demo-camera-{n}.example")
-        enrolled = enroll_device(log, db, device.load().vkey, f"Demo camera {n}")
+        enrolled = enroll_device(log, db, device.load().vkey, f"Demo camera {n}", now=now)
         assign_device(db, enrolled["device"], worker["user"])
     device.set_token(enrolled["token"])
 

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,31 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def cli(
+    server: RunningServer, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`evidence ARGS` with the server's settings; it must succeed unless not `check`."""
+    done = subprocess.run(
+        command(*args),
+        env=server.env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+    return done
+
+
+def cli_json(server: RunningServer, *args: str) -> dict[str, Any]:
+    """The JSON that `evidence ARGS` prints last."""
+    lines = cli(server, *args).stdout.strip().splitlines()
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 @dataclass

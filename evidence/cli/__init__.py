@@ -167,9 +167,10 @@ def log_verify(server: str, state_file: Path | None, vkey: str | None) -> None:
 
 def _add_commands() -> None:
     from evidence.cli.admin import cases_group, devices_group, tokens_group, users_group
+    from evidence.cli.demo import demo
     from evidence.cli.device import device_group
 
-    for group in (devices_group, cases_group, users_group, tokens_group, device_group):
+    for group in (devices_group, cases_group, users_group, tokens_group, device_group, demo):
         cli.add_command(group)
 
 

@@ -6,7 +6,9 @@ Layout of DIR::
     device.json     {"device", "name", "vkey", "seq", "prev"}: the manifest chain so far
     token           the bearer token from enrolment (0600), if set
     log.vkey        the log's verifier key, pinned on first use
-    pending/        manifests signed but not yet acknowledged by the service
+    pending/        manifests signed but not yet acknowledged by the service, each with
+                    the file it describes and the upload's URL once there is one
+    discarded/      pending manifests given up on (their seq stays a gap in the chain)
     receipts/       one receipt per item, as the service returned it
 """
 
@@ -19,13 +21,26 @@ from pathlib import Path
 from typing import Any
 
 from evidence.chain import manifest, note
-from evidence.errors import ConfigError, InvalidInput
+from evidence.errors import ConfigError, InvalidInput, NotFound
 from evidence.fsutil import create_exclusive, replace_atomically
 
 KEY_FILE = "device.key"
 STATE_FILE = "device.json"
 LOG_VKEY_FILE = "log.vkey"
 TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """A manifest signed and not yet acknowledged: what `evidence device pending` shows."""
+
+    item: str
+    manifest: bytes
+    signature: bytes
+    seq: int
+    file: Path | None  # the file it describes (None for a manifest signed before it was kept)
+    location: str | None  # the upload's path on the server, once created
+    error: str | None  # why the last attempt failed, if one did
 
 
 @dataclass
@@ -94,12 +109,13 @@ class DeviceDir:
 
     # -- manifests ---------------------------------------------------------------
 
-    def next_manifest(self, **fields: Any) -> tuple[bytes, bytes]:
+    def next_manifest(self, source: Path | None = None, **fields: Any) -> tuple[bytes, bytes]:
         """Sign the next manifest of the chain and record it before anything is sent.
 
         The chain state is saved first, so a crash can never make the device
-        reuse a `seq`; the signed manifest waits in pending/ until a receipt
-        for it is stored.
+        reuse a `seq`; the signed manifest waits in pending/ (with the path of
+        `source`, the file it describes, for `evidence device pending retry`)
+        until a receipt for it is stored.
         """
         state = self.load()
         data = manifest.manifest_bytes(
@@ -110,6 +126,8 @@ class DeviceDir:
         signature = manifest.sign_manifest(data, self.signer())
         item = manifest.item_id(data)
         pending = {"manifest": data.decode("utf-8"), "signature": signature.hex()}
+        if source is not None:
+            pending["file"] = str(source.absolute())
         replace_atomically(
             self.path / "pending" / f"{item}.json", json.dumps(pending).encode("utf-8"), 0o600
         )
@@ -117,19 +135,60 @@ class DeviceDir:
         self.save(state)
         return data, signature
 
-    def pending(self) -> list[tuple[bytes, bytes]]:
+    def pending(self) -> list[PendingItem]:
         """Manifests signed and not yet acknowledged, oldest first."""
         found = []
-        for path in sorted((self.path / "pending").glob("*.json")):
-            obj = json.loads(path.read_text("utf-8"))
-            found.append((obj["manifest"].encode("utf-8"), bytes.fromhex(obj["signature"])))
-        return sorted(found, key=lambda p: manifest.parse_manifest(p[0]).seq)
+        for path in (self.path / "pending").glob("*.json"):
+            try:
+                obj = json.loads(path.read_text("utf-8"))
+                data = obj["manifest"].encode("utf-8")
+                found.append(
+                    PendingItem(
+                        item=path.stem,
+                        manifest=data,
+                        signature=bytes.fromhex(obj["signature"]),
+                        seq=manifest.parse_manifest(data).seq,
+                        file=Path(obj["file"]) if obj.get("file") else None,
+                        location=obj.get("location"),
+                        error=obj.get("error"),
+                    )
+                )
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConfigError(f"{path} is damaged: {exc}") from exc
+        return sorted(found, key=lambda p: p.seq)
+
+    def pending_item(self, item: str) -> PendingItem:
+        """The pending manifest of `item` (its id, or a unique prefix of it)."""
+        matches = [p for p in self.pending() if p.item.startswith(item.lower())] if item else []
+        if len(matches) != 1:
+            how = "no" if not matches else "more than one"
+            raise NotFound(f"{how} pending manifest in {self.path} matches {item!r}")
+        return matches[0]
+
+    def discard_pending(self, item: str) -> Path:
+        """Give up on the pending manifest of `item`: it moves to discarded/, kept as a record.
+
+        Its seq was signed and can never be signed again, so it stays a gap in
+        the device's chain, which is what the service will show.
+        """
+        source = self.path / "pending" / f"{item}.json"
+        target = self.path / "discarded" / f"{item}.json"
+        replace_atomically(target, source.read_bytes(), 0o600)
+        source.unlink()
+        return target
 
     def remember_location(self, item: str, location: str) -> None:
         """Note the upload's URL beside its pending manifest, to resume after a restart."""
+        self._note_pending(item, location=location)
+
+    def remember_failure(self, item: str, error: str) -> None:
+        """Note why the last attempt to upload `item` failed (`pending list` shows it)."""
+        self._note_pending(item, error=error)
+
+    def _note_pending(self, item: str, **values: str) -> None:
         path = self.path / "pending" / f"{item}.json"
         pending = json.loads(path.read_text("utf-8"))
-        pending["location"] = location
+        pending.update(values)
         replace_atomically(path, json.dumps(pending).encode("utf-8"), 0o600)
 
     def log_vkey(self, session: Any) -> str:

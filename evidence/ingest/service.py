@@ -81,6 +81,8 @@ from evidence.storage.rangefile import RangeFile, ReadRange
 log = structlog.get_logger(__name__)
 
 UPLOAD_ID_BYTES = 16
+# A device's chain findings are one line each: past this many gaps, the rest are counted.
+MAX_GAP_RANGES = 20
 ED25519_SIGNATURE_SIZE = 64
 
 
@@ -1054,16 +1056,39 @@ def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -
         findings.append(
             f"another item has this device's seq {manifest.seq}: {by_seq[manifest.seq]}"
         )
-    if manifest.seq > 1:
-        before = by_seq.get(manifest.seq - 1)
-        if before is None:
-            findings.append(f"gap: seq {manifest.seq - 1} of this device has not arrived")
-        elif manifest.prev not in before:
-            findings.append(f"prev does not match the item with seq {manifest.seq - 1}: {before}")
+    gaps = _missing_ranges(sorted(by_seq), manifest.seq)
+    if gaps:
+        verb = "has" if len(gaps) == 1 and gaps[0][0] == gaps[0][1] else "have"
+        findings.append(f"gap: seq {_ranges_text(gaps)} of this device {verb} not arrived")
+    before = by_seq.get(manifest.seq - 1)
+    if before is not None and manifest.prev not in before:
+        findings.append(f"prev does not match the item with seq {manifest.seq - 1}: {before}")
     later = sorted(s for s in by_seq if s > manifest.seq)
     if later:
         findings.append(f"late: arrived after seq {later[-1]} of this device")
     return findings
+
+
+def _missing_ranges(arrived: list[int], seq: int) -> list[tuple[int, int]]:
+    """The seqs below `seq` that are not in `arrived` (sorted), as inclusive ranges."""
+    gaps: list[tuple[int, int]] = []
+    expected = 1
+    for present in arrived:
+        if present >= seq:
+            break
+        if present > expected:
+            gaps.append((expected, present - 1))
+        expected = max(expected, present + 1)
+    if expected < seq:
+        gaps.append((expected, seq - 1))
+    return gaps
+
+
+def _ranges_text(ranges: list[tuple[int, int]]) -> str:
+    """Ranges as one line, such as "1-2, 4, 6-9"; past MAX_GAP_RANGES, the rest are counted."""
+    shown = [str(a) if a == b else f"{a}-{b}" for a, b in ranges[:MAX_GAP_RANGES]]
+    more = len(ranges) - len(shown)
+    return ", ".join(shown) + (f" and {more} more ranges" if more else "")
 
 
 def _check_digest(digest: str, manifest: mf.CaptureManifest) -> None:

@@ -25,10 +25,13 @@ TESSERA_VKEY = "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx28
 TESSERA_ORIGIN = "example.com/log/testdata"
 
 
+TESTDATA = REPO / "tests" / "testdata"
+
+
 def find_testdata_dir() -> Path:
-    """$EVIDENCE_TESTDATA_DIR, else <repo>/../shared/testdata (not checked)."""
+    """$EVIDENCE_TESTDATA_DIR, else the repository's tests/testdata (not checked)."""
     env = os.environ.get("EVIDENCE_TESTDATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "testdata"
+    return Path(env) if env else TESTDATA
 
 
 def require_testdata(*parts: str) -> Path:
@@ -36,8 +39,8 @@ def require_testdata(*parts: str) -> Path:
     path = find_testdata_dir().joinpath(*parts)
     if not path.exists():
         pytest.fail(
-            f"test data {path} is missing: set EVIDENCE_TESTDATA_DIR to the shared testdata "
-            f"directory (default <repo>/../shared/testdata = {REPO.parent / 'shared' / 'testdata'})"
+            f"test data {path} is missing: it ships in the repository ({TESTDATA}, see its "
+            "README.md); EVIDENCE_TESTDATA_DIR names another copy"
         )
     return path
 

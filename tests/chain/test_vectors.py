@@ -8,8 +8,8 @@
   entry bundles hash to its level-0 tiles (C2SP tlog-tiles), and the roots
   computed by `evidence.chain.merkle` equal the signed roots.
 
-The test data lives outside the repository; a missing directory is a failure,
-never a skip (see `chain_helpers.require_testdata`).
+The test data ships in tests/testdata (its README.md names the upstream commits);
+a missing directory is a failure, never a skip (see `chain_helpers.require_testdata`).
 """
 
 from __future__ import annotations

@@ -8,13 +8,12 @@ import hashlib
 import http.client
 import json
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from media import mp4_video
-from serverproc import RunningServer, command, running
+from serverproc import RunningServer, cli, cli_json, running
 from tusclient import client as tus_client
 
 from evidence.chain import manifest as mf
@@ -22,28 +21,6 @@ from evidence.chain import note
 from evidence.chain.receipt import verify_receipt
 
 MIB = 1 << 20
-
-
-def cli(
-    server: RunningServer, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        command(*args),
-        env=server.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
-    return done
-
-
-def cli_json(server: RunningServer, *args: str) -> dict[str, Any]:
-    lines = cli(server, *args).stdout.strip().splitlines()
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
 
 
 def request(
@@ -240,3 +217,98 @@ def test_an_upload_survives_a_server_killed_mid_request(tmp_path: Path) -> None:
         verified = verify_receipt(receipt, vkey_of(second))
         assert verified.entry.sha256 == hashlib.sha256(content).hexdigest()
         assert "ok:" in cli(second, "fsck").stdout
+
+
+def test_refused_uploads_stay_pending_until_retried_or_discarded(tmp_path: Path) -> None:
+    """A device whose worker is not yet assigned is refused twice; the admin fixes that; the
+    next item names both missing seqs; one is retried, the other discarded (a gap for good)."""
+    with running(tmp_path) as server:
+        device_dir = str(tmp_path / "device")
+        init = cli_json(server, "device", "init", "--dir", device_dir, "--name", "cam-p.example")
+        case = cli_json(server, "cases", "add", "LA/2026/pending")["case"]
+        enrolled = cli_json(
+            server, "devices", "enroll", "--vkey", init["device_vkey"], "--name", "Cam P"
+        )
+        cli(server, "device", "token", "--dir", device_dir, stdin=enrolled["token"] + "\n")
+        files = []
+        for n in range(3):
+            path = tmp_path / f"note-{n}.txt"
+            path.write_text(f"visit note {n}\n")
+            files.append(path)
+
+        def upload(path: Path, check: bool = True) -> Any:
+            return cli(
+                server,
+                *("device", "upload", str(path), "--server", server.url, "--case", case),
+                *("--kind", "document", "--dir", device_dir),
+                check=check,
+            )
+
+        for path in files[:2]:  # no worker carries the device yet: refused
+            refused = upload(path, check=False)
+            assert refused.returncode == 1
+            assert "refused" in refused.stderr
+        pending = [
+            json.loads(line)
+            for line in cli(
+                server, "device", "pending", "list", "--dir", device_dir
+            ).stdout.splitlines()
+        ]
+        assert [(p["seq"], p["file"]) for p in pending] == [(1, str(files[0])), (2, str(files[1]))]
+        assert all("HTTP 403" in p["error"] for p in pending)
+
+        give_to_a_worker(server, enrolled["device"], case, "Pat Worker")
+        third = json.loads(upload(files[2]).stdout.splitlines()[-1])
+        supervisor = cli_json(server, "users", "add", "Sue Pervisor", "--role", "supervisor")
+        cli(server, "cases", "assign", case, supervisor["user"])
+        token = cli_json(server, "tokens", "create", supervisor["user"])["token"]
+
+        def chain() -> dict[str, list[str]]:
+            listing = get_json(
+                server, f"/api/v1/cases/{case}/items", {"Authorization": f"Bearer {token}"}
+            )
+            return {item["id"]: item["chain"] for item in listing["items"]}
+
+        assert chain() == {third["item"]: ["gap: seq 1-2 of this device have not arrived"]}
+
+        # Retry seq 1 by a prefix of its id; discarding seq 2 needs --yes.
+        retried = json.loads(
+            cli(
+                server,
+                *("device", "pending", "retry", pending[0]["item"][:12]),
+                *("--server", server.url, "--dir", device_dir),
+            ).stdout.splitlines()[-1]
+        )
+        assert retried["item"] == pending[0]["item"]
+        assert Path(retried["receipt"]).exists()
+        unsure = cli(
+            server, "device", "pending", "discard", "--all", "--dir", device_dir, check=False
+        )
+        assert unsure.returncode == 1
+        assert "seq 2 would stay a gap" in unsure.stderr
+        left = cli(server, "device", "pending", "list", "--dir", device_dir).stdout.splitlines()
+        assert [json.loads(line)["seq"] for line in left] == [2]
+        cli(server, "device", "pending", "discard", "--all", "--yes", "--dir", device_dir)
+        assert cli(server, "device", "pending", "list", "--dir", device_dir).stdout == ""
+        assert (tmp_path / "device" / "discarded" / f"{pending[1]['item']}.json").exists()
+        retry_none = cli(
+            server,
+            "device",
+            "pending",
+            "retry",
+            "--all",
+            "--server",
+            server.url,
+            "--dir",
+            device_dir,
+        )
+        assert retry_none.stdout == ""
+
+        assert chain() == {
+            third["item"]: ["gap: seq 1-2 of this device have not arrived"],
+            retried["item"]: ["late: arrived after seq 3 of this device"],
+        }
+        fourth = json.loads(upload(files[0]).stdout.splitlines()[-1])  # seq 4: 2 still missing
+        assert chain()[fourth["item"]] == ["gap: seq 2 of this device has not arrived"]
+        shown = cli_json(server, "device", "show", "--dir", device_dir)
+        assert (shown["device"], shown["seq"], shown["pending"]) == (init["device"], 4, 0)

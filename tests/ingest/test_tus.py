@@ -309,3 +309,21 @@ async def test_a_gap_and_a_late_arrival_are_recorded_on_the_items(client: Any, k
     chain = {row.seq: json.loads(row.chain) for row in rows(client, items)}
     assert chain[2] == ["gap: seq 1 of this device has not arrived"]
     assert chain[1] == ["late: arrived after seq 2 of this device"]
+
+
+async def test_every_missing_seq_is_named_in_compact_ranges(client: Any, kit: Kit) -> None:
+    """seq 1-2, 4 and 6-9 never arrive: each later item names every seq still missing."""
+    images = {seq: png_image(seq, 2) for seq in range(1, 12)}
+    signed = {
+        seq: kit.manifest(images[seq], kind="photo", media_type="image/png") for seq in images
+    }
+    for seq in (3, 5, 10, 11):
+        manifest, signature = signed[seq]
+        created = await create(client, kit, manifest, signature)
+        response = await patch(client, kit, created.headers["Location"], 0, images[seq])
+        assert response.status == 204
+    chain = {row.seq: json.loads(row.chain) for row in rows(client, items)}
+    assert chain[3] == ["gap: seq 1-2 of this device have not arrived"]
+    assert chain[5] == ["gap: seq 1-2, 4 of this device have not arrived"]
+    assert chain[10] == ["gap: seq 1-2, 4, 6-9 of this device have not arrived"]
+    assert chain[11] == ["gap: seq 1-2, 4, 6-9 of this device have not arrived"]

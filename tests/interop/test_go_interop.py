@@ -414,7 +414,7 @@ def test_go_verifier_reports_unusable_input(go_verifier: GoVerifier) -> None:
 
 def _tessera_dir() -> Path:
     env = os.environ.get("EVIDENCE_TESTDATA_DIR")
-    base = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "testdata"
+    base = Path(env) if env else Path(__file__).resolve().parents[1] / "testdata"
     path = base / "tessera-log"
     if not path.is_dir():
         pytest.fail(f"test data {path} is missing (set EVIDENCE_TESTDATA_DIR)")

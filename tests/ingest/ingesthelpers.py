@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
+from evidence.app import DB, LOG
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.db import Database
+from evidence.db.schema import items
 from evidence.devices.registry import add_case, enroll_device
 from evidence.log.custody import CustodyLog
 from evidence.people.accounts import add_user, assign_case, assign_device
@@ -121,3 +127,23 @@ async def patch(
             **headers,
         },
     )
+
+
+@contextlib.contextmanager
+def stores_nothing(client: Any, objects: Callable[[], list[str]]) -> Iterator[None]:
+    """What runs inside (refused requests) stores nothing and logs nothing.
+
+    Afterwards the store holds what it held before, objects and staging alike
+    (conftest's `objects`: files under the local store's root; every S3 object
+    version, delete marker and multipart upload), the log has the same size
+    and there are as many items.
+    """
+    before = _footprint(client, objects)
+    yield
+    assert _footprint(client, objects) == before
+
+
+def _footprint(client: Any, objects: Callable[[], list[str]]) -> tuple[list[str], int, int]:
+    with client.app[DB].read() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one()
+    return objects(), int(client.app[LOG].size()), int(count)

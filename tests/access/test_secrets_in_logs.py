@@ -24,14 +24,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import structlog
 from aiohttp.test_utils import TestClient
 from ingesthelpers import create, enrolled, patch
-from webhelpers import csrf_token_of, log_in, new_person, set_clock
+from webhelpers import captured_logs, csrf_token_of, log_in, new_person, set_clock
 
 from evidence.app import create_app
 from evidence.log.keys import load_log_signer
-from evidence.logs import configure_logging
 from evidence.people.access import SESSION_COOKIE, SESSION_TTL
 from evidence.people.accounts import assign_case, create_token
 from evidence.settings import Settings
@@ -62,28 +60,21 @@ class _Everything(logging.Handler):
 @contextlib.contextmanager
 def every_log_record() -> Iterator[tuple[_Everything, io.StringIO]]:
     """Every record of every logger at DEBUG, raw and as production's JSON lines; restored after."""
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
     loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
     levels = {logger: logger.level for logger in loggers}
-    stream = io.StringIO()
-    configure_logging("debug", "json", stream)
-    [production] = [h for h in root.handlers if h.get_name() == "evidence"]
-    raw = _Everything(production)
-    root.addHandler(raw)
-    for logger in loggers:
-        logger.setLevel(logging.DEBUG)
-    try:
-        yield raw, stream
-    finally:
-        structlog.reset_defaults()
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-        for logger, old in levels.items():
-            logger.setLevel(old)
+    with captured_logs() as rendered:  # production's configuration, at DEBUG
+        root = logging.getLogger()
+        [production] = [h for h in root.handlers if h.get_name() == "evidence"]
+        raw = _Everything(production)
+        root.addHandler(raw)
+        for logger in loggers:
+            logger.setLevel(logging.DEBUG)
+        try:
+            yield raw, rendered
+        finally:
+            root.removeHandler(raw)
+            for logger, old in levels.items():
+                logger.setLevel(old)
 
 
 def _text(marker: bytes, size: int) -> bytes:

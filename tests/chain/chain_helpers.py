@@ -169,3 +169,11 @@ def flip_bit(data: bytes, bit: int) -> bytes:
     out = bytearray(data)
     out[bit // 8] ^= 1 << (bit % 8)
     return bytes(out)
+
+
+class Opaque:
+    """A value of no JSON or proof type, as `object()`, but with one repr in every process:
+    test ids made with ``ids=repr`` must be the same in each pytest-xdist worker."""
+
+    def __repr__(self) -> str:
+        return "Opaque()"

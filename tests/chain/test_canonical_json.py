@@ -11,6 +11,7 @@ import types
 from typing import Any
 
 import pytest
+from chain_helpers import Opaque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -297,7 +298,7 @@ class _Str(str):
         bytearray(b"x"),
         {1, 2},
         frozenset(),
-        object(),
+        Opaque(),
         1j,
         _Color.RED,
         _Str("subclass"),
@@ -380,7 +381,7 @@ def test_thaw_gives_plain_dicts_and_lists() -> None:
     assert encode(thawed) == encode(canonical.freeze(value)) == encode(value)
 
 
-@pytest.mark.parametrize("value", [{1, 2}, frozenset(), b"x", bytearray(1), object()], ids=repr)
+@pytest.mark.parametrize("value", [{1, 2}, frozenset(), b"x", bytearray(1), Opaque()], ids=repr)
 def test_freeze_refuses_what_json_cannot_hold(value: Any) -> None:
     with pytest.raises(InvalidInput, match="cannot be frozen"):
         canonical.freeze({"a": [value]})

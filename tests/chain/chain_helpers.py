@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -171,9 +172,7 @@ def flip_bit(data: bytes, bit: int) -> bytes:
     return bytes(out)
 
 
-class Opaque:
-    """A value of no JSON or proof type, as `object()`, but with one repr in every process:
-    test ids made with ``ids=repr`` must be the same in each pytest-xdist worker."""
-
-    def __repr__(self) -> str:
-        return "Opaque()"
+def stable_repr(value: object) -> str:
+    """`repr(value)` without memory addresses: a test id that is the same in every process
+    (pytest-xdist's workers must collect the same ids)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))

@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/evidence serve
 
+# Two workers (pytest-xdist): most tests wait on servers, databases and subprocesses,
+# so two keep a 2-core machine busy; every worker has its own moto server and databases.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # The pure core is what a court's expert reads: every branch of it is tested.
 coverage: $(STAMP)

@@ -54,6 +54,11 @@ _SECRET_NAME = re.compile(
     r"|signing_key|api_key|^key$",
     re.IGNORECASE,
 )
+# Libraries whose DEBUG and INFO records carry data, not events: SQLAlchemy logs
+# statements and result rows (an upload's tail is evidence bytes), botocore,
+# s3transfer and urllib3 log request bodies (an object's bytes). Below WARNING,
+# their records are dropped by the handler, whatever level a logger is set to.
+_DATA_LOGGERS = ("sqlalchemy", "botocore", "boto3", "s3transfer", "urllib3")
 # A URL inside any text; `redact_url` takes the password out of each one.
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 # Secrets inside any text (the scheme or name before each stays): credentials of an
@@ -125,6 +130,15 @@ def redact_secrets(
     return event_dict
 
 
+def _not_library_data(record: logging.LogRecord) -> bool:
+    """Handler filter: False for a DEBUG or INFO record of one of `_DATA_LOGGERS`."""
+    if record.levelno >= logging.WARNING:
+        return True
+    return not any(
+        record.name == name or record.name.startswith(name + ".") for name in _DATA_LOGGERS
+    )
+
+
 def configure_logging(
     level: str = "info", fmt: str = "json", stream: IO[str] | None = None
 ) -> None:
@@ -166,6 +180,7 @@ def configure_logging(
     handler.setFormatter(formatter)
     handler.addFilter(ClientErrorFilter())
     handler.set_name(_HANDLER_NAME)
+    handler.addFilter(_not_library_data)
     root = logging.getLogger()
     for old in list(root.handlers):
         if old.get_name() == _HANDLER_NAME:  # configured before: replace, don't duplicate
@@ -176,6 +191,8 @@ def configure_logging(
     # step-by-step chatter is not worth a line each at every start.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in _DATA_LOGGERS:  # their records below WARNING are dropped anyway
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 _BAD_REQUEST_FIELDS = ("status", "error")

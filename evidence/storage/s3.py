@@ -202,7 +202,7 @@ class S3Store:
             config = Config(
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
-                retries={"mode": "standard", "max_attempts": max_attempts},
+                retries={"mode": "standard", "total_max_attempts": max_attempts},
                 max_pool_connections=MAX_POOL_CONNECTIONS,
                 # Checksums only where S3 requires them (we send SHA-256 ourselves):
                 # botocore's default CRC32 trailers break older MinIO and Ceph.

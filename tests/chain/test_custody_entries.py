@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from chain_helpers import stable_repr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -334,7 +335,9 @@ def test_frozen_fields_still_compare_equal_to_plain_values() -> None:
     )
 
 
-@pytest.mark.parametrize("value", [{1, 2}, frozenset(), object(), b"bytes", bytearray(2)], ids=repr)
+@pytest.mark.parametrize(
+    "value", [{1, 2}, frozenset(), object(), b"bytes", bytearray(2)], ids=stable_repr
+)
 def test_a_recipe_holds_only_json_like_values(value: Any) -> None:
     """What cannot be frozen (or is not JSON at all) is refused at construction."""
     with pytest.raises(InvalidInput, match="invalid recipe"):

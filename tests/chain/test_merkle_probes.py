@@ -22,7 +22,7 @@ import random
 from collections.abc import Iterator, Sequence
 
 import pytest
-from chain_helpers import RefTree, flip_bit, make_entries, rfc_k, rfc_node
+from chain_helpers import RefTree, flip_bit, make_entries, rfc_k, rfc_node, stable_repr
 
 from evidence.chain import merkle, tree
 from evidence.errors import VerificationError
@@ -311,7 +311,7 @@ def test_valid_baselines() -> None:
     merkle.verify_consistency(3, 7, TREE.core_consistency(3, 7), TREE.root(3), GOOD_ROOT)
 
 
-@pytest.mark.parametrize("bad", BAD_HASHES, ids=repr)
+@pytest.mark.parametrize("bad", BAD_HASHES, ids=stable_repr)
 def test_inclusion_rejects_malformed_hashes(bad: object) -> None:
     with pytest.raises(VerificationError, match="leaf hash"):
         merkle.verify_inclusion(bad, 2, 7, GOOD_PROOF, GOOD_ROOT)  # type: ignore[arg-type]
@@ -323,7 +323,7 @@ def test_inclusion_rejects_malformed_hashes(bad: object) -> None:
             merkle.verify_inclusion(GOOD_LEAF, 2, 7, proof, GOOD_ROOT)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", BAD_HASHES, ids=repr)
+@pytest.mark.parametrize("bad", BAD_HASHES, ids=stable_repr)
 def test_consistency_rejects_malformed_hashes(bad: object) -> None:
     proof = TREE.core_consistency(3, 7)
     r1 = TREE.root(3)
@@ -387,7 +387,7 @@ def test_a_proof_is_not_one_string(proof: object) -> None:
         merkle.verify_consistency(3, 7, proof, TREE.root(3), GOOD_ROOT)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [-1, -(2**64), True, False, 2.0, "2", None], ids=repr)
+@pytest.mark.parametrize("bad", [-1, -(2**64), True, False, 2.0, "2", None], ids=stable_repr)
 def test_inclusion_rejects_malformed_index_and_size(bad: object) -> None:
     with pytest.raises(VerificationError, match="index"):
         merkle.verify_inclusion(GOOD_LEAF, bad, 7, GOOD_PROOF, GOOD_ROOT)  # type: ignore[arg-type]
@@ -395,7 +395,7 @@ def test_inclusion_rejects_malformed_index_and_size(bad: object) -> None:
         merkle.verify_inclusion(GOOD_LEAF, 2, bad, GOOD_PROOF, GOOD_ROOT)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [-1, True, False, 3.0, "3", None], ids=repr)
+@pytest.mark.parametrize("bad", [-1, True, False, 3.0, "3", None], ids=stable_repr)
 def test_consistency_rejects_malformed_sizes(bad: object) -> None:
     proof = TREE.core_consistency(3, 7)
     with pytest.raises(VerificationError, match="size1"):

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Sequence
 
 import pytest
+from chain_helpers import stable_repr
 
 from evidence.chain import note
 from evidence.chain.note import (
@@ -289,7 +290,7 @@ def test_five_byte_signatures_are_well_formed() -> None:
 
 
 @pytest.mark.parametrize(
-    "char", ["\r", "\t", "\x00", "\x01", "\x1b", "\x1f", chr(0xD800), chr(0xDFFF)], ids=repr
+    "char", ["\r", "\t", "\x00", "\x01", "\x1b", "\x1f", chr(0xD800), chr(0xDFFF)], ids=stable_repr
 )
 @pytest.mark.parametrize("where", ["text", "signature line", "blank line"])
 def test_control_characters_and_surrogates_anywhere(char: str, where: str) -> None:

@@ -1,6 +1,9 @@
-"""Fixtures of the ingest tests: the real app on SQLite, on each object store.
+"""Fixtures of the ingest tests: the real app on each database, on each object store.
 
-``client`` runs each in-process tus test twice: on the local store (the
+``settings`` names SQLite (the data dir's default) or a fresh PostgreSQL
+database (``each_database`` in tests/conftest.py): every in-process tus test
+runs on both, the production database included.
+``client`` runs each in-process tus test on each store: on the local store (the
 embedded default, under ``<data dir>/objects``) and on the S3 store over real
 HTTP to moto's S3 server (tests/motoserver.py), in a fresh bucket with object
 lock enabled, injected with ``create_app(settings, store=...)``. ``objects``
@@ -69,8 +72,9 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def settings(tmp_path: Path, each_database: dict[str, str]) -> Settings:
+    """A fresh service's settings: on SQLite, and on a fresh PostgreSQL database."""
+    return make_settings(tmp_path / "data", **each_database)
 
 
 @dataclass

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from evidence.cases.registry import add_case
+from evidence.cases.tables import items
 from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.db import Database
@@ -17,6 +22,7 @@ from evidence.devices.assignments import assign_device
 from evidence.devices.registry import enroll_device
 from evidence.log.custody import CustodyLog
 from evidence.people.accounts import add_user, assign_case
+from evidence.web.keys import DB, LOG
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"
@@ -131,3 +137,23 @@ async def patch(
             **headers,
         },
     )
+
+
+@contextlib.contextmanager
+def stores_nothing(client: Any, objects: Callable[[], list[str]]) -> Iterator[None]:
+    """What runs inside (refused requests) stores nothing and logs nothing.
+
+    Afterwards the store holds what it held before, objects and staging alike
+    (conftest's `objects`: files under the local store's root; every S3 object
+    version, delete marker and multipart upload), the log has the same size
+    and there are as many items.
+    """
+    before = _footprint(client, objects)
+    yield
+    assert _footprint(client, objects) == before
+
+
+def _footprint(client: Any, objects: Callable[[], list[str]]) -> tuple[list[str], int, int]:
+    with client.app[DB].read() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one()
+    return objects(), int(client.app[LOG].size()), int(count)

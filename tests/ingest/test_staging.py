@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 
 import pytest
 
@@ -16,22 +15,36 @@ PART = 64
 STALL_DEADLINE_SECONDS = 30  # a bound, not a measure: parts settle within milliseconds
 
 
-class FakeStore:
-    """Stores parts in memory; slow enough that parts overlap; fails the parts it is told to."""
+# A bound for a broken stager that never runs two parts at once, not a timing:
+# with a working one, the first part waits only until the second starts.
+OVERLAP_WAIT_SECONDS = 30
 
-    def __init__(self, fail: set[int] | None = None) -> None:
+
+class FakeStore:
+    """Stores parts in memory; fails the parts it is told to.
+
+    With `overlap`, the first part is held until a second part is being
+    staged beside it (an event, not a sleep), so that parts surely overlap.
+    """
+
+    def __init__(self, fail: set[int] | None = None, *, overlap: bool = False) -> None:
         self.parts: dict[int, bytes] = {}
         self.fail = fail or set()
         self.running = 0
         self.most_at_once = 0
         self._lock = threading.Lock()
+        self._overlapped = threading.Event()
+        if not overlap:
+            self._overlapped.set()
 
     def stage_part(self, number: int, data: bytearray) -> str:
         with self._lock:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
+            if self.running > 1:
+                self._overlapped.set()
         try:
-            time.sleep(0.01)
+            self._overlapped.wait(OVERLAP_WAIT_SECONDS)
             if number in self.fail:
                 raise StorageUnavailable(f"part {number} could not be stored")
             self.parts[number] = bytes(data)
@@ -69,7 +82,7 @@ def chunks(data: bytes, seed: int) -> list[bytes]:
 @pytest.mark.parametrize("seed", range(5))
 async def test_parts_settle_in_order_and_the_rest_is_the_tail(seed: int) -> None:
     data = random.Random(seed).randbytes(10 * PART + 17)
-    store, recorded = FakeStore(), []
+    store, recorded = FakeStore(overlap=True), []
     staging = stager(store, recorded)
     for chunk in chunks(data, seed):
         await staging.feed(memoryview(chunk))

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
-from ingesthelpers import TUS, Kit, create, enrolled, patch
+from ingesthelpers import TUS, Kit, create, enrolled, patch, stores_nothing
 from media import mp4_video, png_image, wav_audio
 
 from evidence.cases.tables import items
@@ -154,7 +154,8 @@ async def test_a_wrong_sha256_is_refused_at_completion_and_leaves_nothing(
 ) -> None:
     video = mp4_video()
     before = log_size(client)
-    response = await upload(client, kit, video, chunks, sha256="00" * 32)
+    with stores_nothing(client, objects):
+        response = await upload(client, kit, video, chunks, sha256="00" * 32)
     assert response.status == 422
     body = await response.json()
     assert body["error"] == "verification_failed"
@@ -170,10 +171,14 @@ async def test_content_that_is_not_what_the_manifest_says_is_refused(
 ) -> None:
     before = log_size(client)
     not_video = b"this is not a video, whatever the manifest says" * 40
-    response = await upload(client, kit, not_video)
+    with stores_nothing(client, objects):
+        response = await upload(client, kit, not_video)
     assert response.status == 422
     assert "not readable media" in (await response.json())["detail"]
-    photo_as_audio = await upload(client, kit, png_image(), kind="audio", media_type="audio/wav")
+    with stores_nothing(client, objects):
+        photo_as_audio = await upload(
+            client, kit, png_image(), kind="audio", media_type="audio/wav"
+        )
     assert photo_as_audio.status == 422
     assert log_size(client) == before
     assert rows(client, items) == []
@@ -181,7 +186,7 @@ async def test_content_that_is_not_what_the_manifest_says_is_refused(
     assert objects() == []
 
 
-async def test_refusals_at_creation(client: Any, kit: Kit) -> None:
+async def test_refusals_at_creation(client: Any, kit: Kit, objects: Any) -> None:
     video = mp4_video()
     manifest, signature = kit.manifest(video)
     bad_signature = bytes([signature[0] ^ 1]) + signature[1:]
@@ -199,35 +204,46 @@ async def test_refusals_at_creation(client: Any, kit: Kit) -> None:
         ({"Tus-Resumable": "0.2.2"}, manifest, signature, 412, None),
     ]
     for headers, m, s, status, code in cases:
-        response = await create(client, kit, m, s, **headers)
+        with stores_nothing(client, objects):
+            response = await create(client, kit, m, s, **headers)
         assert response.status == status, (headers, await response.text())
         if code:
             assert (await response.json())["error"] == code
-    no_case = await create(client, kit, *kit.manifest(video, case="no-such-case"))
+    with stores_nothing(client, objects):
+        no_case = await create(client, kit, *kit.manifest(video, case="no-such-case"))
     assert no_case.status == 400
-    wrong_kind = await create(
-        client, kit, *kit.manifest(video, kind="photo", media_type="video/mp4")
-    )
+    with stores_nothing(client, objects):
+        wrong_kind = await create(
+            client, kit, *kit.manifest(video, kind="photo", media_type="video/mp4")
+        )
     assert wrong_kind.status == 422
     assert rows(client, uploads) == []
 
 
-async def test_a_manifest_of_another_device_is_forbidden(client: Any, kit: Kit) -> None:
+async def test_a_manifest_of_another_device_is_forbidden(
+    client: Any, kit: Kit, objects: Any
+) -> None:
     other = enrolled(client.app[LOG], client.app[DB], "camera-2")
     manifest, signature = other.manifest(png_image(), kind="photo", media_type="image/png")
-    response = await create(client, kit, manifest, signature)
+    with stores_nothing(client, objects):
+        response = await create(client, kit, manifest, signature)
     assert response.status == 403
+    assert rows(client, uploads) == []
 
 
-async def test_a_revoked_device_is_refused_everywhere(client: Any, kit: Kit) -> None:
+async def test_a_revoked_device_is_refused_everywhere(client: Any, kit: Kit, objects: Any) -> None:
     video = mp4_video()
     manifest, signature = kit.manifest(video)
     created = await create(client, kit, manifest, signature)
     revoke_device(client.app[LOG], client.app[DB], kit.device, now=client.app[LOG].clock())
-    assert (await create(client, kit, manifest, signature)).status == 403
-    assert (await patch(client, kit, created.headers["Location"], 0, video)).status == 403
-    head = await client.head(created.headers["Location"], headers={**TUS, **kit.auth})
-    assert head.status == 403
+    with stores_nothing(client, objects):  # beyond what the upload begun before holds
+        assert (await create(client, kit, manifest, signature)).status == 403
+        assert (await patch(client, kit, created.headers["Location"], 0, video)).status == 403
+        head = await client.head(created.headers["Location"], headers={**TUS, **kit.auth})
+        assert head.status == 403
+    assert rows(client, items) == []
+    [begun] = rows(client, uploads)
+    assert begun.offset == 0  # the refused PATCH's bytes were not taken
 
 
 async def test_offset_and_content_type_rules(client: Any, kit: Kit) -> None:

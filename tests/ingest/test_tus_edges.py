@@ -7,17 +7,26 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from ingesthelpers import TUS, Kit, create, patch
+from ingesthelpers import TUS, Kit, create, patch, stores_nothing
 
 from evidence.ingest.tables import uploads
 from evidence.web.keys import DB, INGEST, LOG
 
 
-async def test_malformed_headers_get_400_never_500(client: Any, kit: Kit) -> None:
+async def test_malformed_headers_get_400_never_500(client: Any, kit: Kit, objects: Any) -> None:
     content = b"plain text\n" * 10
     manifest, signature = kit.manifest(content, kind="document", media_type="text/plain")
     created = await create(client, kit, manifest, signature)
     location = created.headers["Location"]
+    with stores_nothing(client, objects):
+        await _malformed(client, kit, location, content, manifest, signature)
+    with client.app[DB].read() as conn:
+        assert conn.execute(sa.select(uploads.c.offset)).scalar_one() == 0
+
+
+async def _malformed(
+    client: Any, kit: Kit, location: str, content: bytes, manifest: bytes, signature: bytes
+) -> None:
     for offset in ("abc", "-1", "+5", "1e3", "0x10", "9" * 30):
         response = await patch(client, kit, location, 0, content, **{"Upload-Offset": offset})
         assert response.status == 400, offset
@@ -39,12 +48,13 @@ async def test_malformed_headers_get_400_never_500(client: Any, kit: Kit) -> Non
     assert no_auth.status == 401
 
 
-async def test_text_that_is_not_utf8_is_refused(client: Any, kit: Kit) -> None:
+async def test_text_that_is_not_utf8_is_refused(client: Any, kit: Kit, objects: Any) -> None:
     before = client.app[LOG].size()
     latin1 = "Café, niño\n".encode("latin-1") * 100
     manifest, signature = kit.manifest(latin1, kind="document", media_type="text/plain")
-    created = await create(client, kit, manifest, signature)
-    response = await patch(client, kit, created.headers["Location"], 0, latin1)
+    with stores_nothing(client, objects):
+        created = await create(client, kit, manifest, signature)
+        response = await patch(client, kit, created.headers["Location"], 0, latin1)
     assert response.status == 422
     assert "not UTF-8" in (await response.json())["detail"]
     assert client.app[LOG].size() == before
@@ -86,7 +96,9 @@ async def test_expired_uploads_are_gone_and_cleaned_up(client: Any, kit: Kit) ->
 
 
 @pytest.mark.parametrize("method", ["PATCH", "DELETE", "HEAD"])
-async def test_another_devices_upload_is_not_found(client: Any, kit: Kit, method: str) -> None:
+async def test_another_devices_upload_is_not_found(
+    client: Any, kit: Kit, method: str, objects: Any
+) -> None:
     from ingesthelpers import enrolled
 
     content = b"x\n" * 10
@@ -99,11 +111,16 @@ async def test_another_devices_upload_is_not_found(client: Any, kit: Kit, method
         "Upload-Offset": "0",
         "Content-Type": "application/offset+octet-stream",
     }
-    response = await client.request(method, location, headers=headers, data=content)
+    with stores_nothing(client, objects):
+        response = await client.request(method, location, headers=headers, data=content)
     assert response.status == 404
+    head = await client.head(location, headers={**TUS, **kit.auth})
+    assert (head.status, head.headers["Upload-Offset"]) == (200, "0")  # still there, untouched
 
 
-async def test_a_small_item_over_the_configured_size_is_413(client: Any, kit: Kit) -> None:
+async def test_a_small_item_over_the_configured_size_is_413(
+    client: Any, kit: Kit, objects: Any
+) -> None:
     import base64
     import io
 
@@ -116,7 +133,8 @@ async def test_a_small_item_over_the_configured_size_is_413(client: Any, kit: Ki
     form.add_field("manifest", manifest, filename="m.json", content_type="application/json")
     form.add_field("signature", base64.b64encode(signature).decode())
     form.add_field("content", io.BytesIO(content), filename="c.txt", content_type="text/plain")
-    response = await client.post("/api/v1/items", data=form, headers=kit.auth)
+    with stores_nothing(client, objects):
+        response = await client.post("/api/v1/items", data=form, headers=kit.auth)
     assert response.status == 413
     assert client.app[LOG].size() == 2  # log.created and the enrolment only
 
@@ -150,7 +168,9 @@ async def test_an_upload_committed_but_not_yet_logged_is_finished_by_head(
     verify_receipt_for(await receipt.json(), log.vkey, manifest)
 
 
-async def test_a_device_uploads_only_to_its_workers_cases(client: Any, kit: Kit) -> None:
+async def test_a_device_uploads_only_to_its_workers_cases(
+    client: Any, kit: Kit, objects: Any
+) -> None:
     import datetime as dt
 
     from evidence.cases.registry import add_case
@@ -163,26 +183,31 @@ async def test_a_device_uploads_only_to_its_workers_cases(client: Any, kit: Kit)
     manifest, signature = kit.manifest(
         content, kind="document", media_type="text/plain", case=other_case
     )
-    refused = await create(client, kit, manifest, signature)
+    with stores_nothing(client, objects):
+        refused = await create(client, kit, manifest, signature)
     assert refused.status == 403
     assert "not assigned" in (await refused.json())["detail"]
     # A device whose worker is no longer on the case, or who is not a worker, cannot either.
     unassign_case(db, kit.case, kit.worker)
-    again = await create(
-        client, kit, *kit.manifest(content, kind="document", media_type="text/plain")
-    )
+    with stores_nothing(client, objects):
+        again = await create(
+            client, kit, *kit.manifest(content, kind="document", media_type="text/plain")
+        )
     assert again.status == 403
+    with db.read() as conn:
+        assert conn.execute(sa.select(uploads)).all() == []
     reviewer = add_user(db, "a reviewer", ["reviewer"], now=dt.datetime.now(dt.UTC))["user"]
     with pytest.raises(Exception, match="not a worker"):
         assign_device(db, kit.device, reviewer)
 
 
 async def test_a_visit_record_nested_absurdly_deep_is_refused_not_a_crash(
-    client: Any, kit: Kit
+    client: Any, kit: Kit, objects: Any
 ) -> None:
     record = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
     manifest, signature = kit.manifest(record, kind="visit-record", media_type="application/json")
-    created = await create(client, kit, manifest, signature)
-    response = await patch(client, kit, created.headers["Location"], 0, record)
+    with stores_nothing(client, objects):
+        created = await create(client, kit, manifest, signature)
+        response = await patch(client, kit, created.headers["Location"], 0, record)
     assert response.status == 422
     assert "nested too deeply" in (await response.json())["detail"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from storehelpers import (
 
 from evidence.errors import Forbidden, InvalidInput, NotFound, StorageUnavailable
 from evidence.storage import S3_MIN_PART_SIZE
-from evidence.storage.s3 import DEFAULT_RETENTION_DAYS, S3Store
+from evidence.storage.s3 import CONNECT_TIMEOUT, DEFAULT_RETENTION_DAYS, MAX_ATTEMPTS, S3Store
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -169,20 +168,38 @@ def test_without_object_lock_originals_are_stored_unlocked(plain: Backend) -> No
     assert info.retention is None
 
 
-def _unavailable_within(seconds: float, call: Callable[[], object]) -> None:
-    started = time.monotonic()
-    with pytest.raises(StorageUnavailable):
-        call()
-    assert time.monotonic() - started < seconds
+def _unavailable_after_few_attempts(
+    store: S3Store, call: Callable[[], object], attempts: int = MAX_ATTEMPTS
+) -> None:
+    """`call` raises StorageUnavailable after at most `attempts` HTTP requests, each bounded
+    by the store's short timeouts: so within seconds, counted without a clock."""
+    sent: list[str] = []
+
+    def count(request: Any, **kwargs: Any) -> None:
+        sent.append(request.url)
+
+    store._client.meta.events.register("before-send.s3", count)
+    try:
+        with pytest.raises(StorageUnavailable):
+            call()
+    finally:
+        store._client.meta.events.unregister("before-send.s3", count)
+    assert 1 <= len(sent) <= attempts, sent
 
 
 def test_a_stopped_store_is_unavailable_within_seconds() -> None:
     store = S3Store("evidence-down", f"http://127.0.0.1:{closed_port()}", part_size=PART)
-    _unavailable_within(5, store.check)
-    _unavailable_within(5, lambda: store.put(original_key(b"x"), b"x", sha(b"x"), retain=True))
-    _unavailable_within(5, lambda: store.stage_part(upload_id(3), "handle", 0, b"x"))
-    _unavailable_within(5, lambda: store.stat(original_key(b"x")))
-    _unavailable_within(5, lambda: store.read(original_key(b"x")))
+    config = store._client.meta.config
+    assert (config.connect_timeout, config.retries) == (
+        CONNECT_TIMEOUT,
+        {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+    )
+    _unavailable_after_few_attempts(store, store.check)
+    key = original_key(b"x")
+    _unavailable_after_few_attempts(store, lambda: store.put(key, b"x", sha(b"x"), retain=True))
+    _unavailable_after_few_attempts(store, lambda: store.stage_part(upload_id(3), "h", 0, b"x"))
+    _unavailable_after_few_attempts(store, lambda: store.stat(key))
+    _unavailable_after_few_attempts(store, lambda: store.read(key))
     store.close()
 
 
@@ -192,7 +209,8 @@ def test_a_store_that_accepts_but_never_answers_is_unavailable() -> None:
         silent.listen(8)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         store = S3Store("evidence-hung", url, part_size=PART, read_timeout=0.5, max_attempts=1)
-        _unavailable_within(5, store.check)
+        assert store._client.meta.config.read_timeout == 0.5  # the bound of the one attempt
+        _unavailable_after_few_attempts(store, store.check, attempts=1)
         store.close()
 
 

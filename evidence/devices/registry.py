@@ -23,7 +23,14 @@ from evidence.chain.entries import DeviceEnrolled, DeviceRevoked
 from evidence.clock import format_time
 from evidence.db import Database
 from evidence.devices.tables import devices
-from evidence.errors import Conflict, InvalidInput, NotFound, VerificationError
+from evidence.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    VerificationError,
+)
 from evidence.log.custody import CustodyLog
 from evidence.text import check_label
 
@@ -120,3 +127,18 @@ def get_device(conn: Connection, device: str) -> Device | None:
     if row is None:
         return None
     return Device(row.id, row.name, row.vkey, row.revoked_at is not None)
+
+
+def authenticate_device(db: Database, authorization: str | None) -> Device:
+    """The enrolled, unrevoked device named by an ``Authorization: Bearer`` header."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorized("a device bearer token is required (Authorization: Bearer ...)")
+    if not authorization.isascii():  # tokens are ASCII; a non-UTF-8 byte is not one
+        raise Unauthorized("the bearer token is not valid")
+    with db.read() as conn:
+        device = device_for_token(conn, authorization[len("Bearer ") :].strip())
+    if device is None:
+        raise Unauthorized("the bearer token is not valid")
+    if device.revoked:
+        raise Forbidden("this device has been revoked")
+    return device

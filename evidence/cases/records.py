@@ -120,3 +120,34 @@ def _ranges_text(ranges: list[tuple[int, int]]) -> str:
     shown = [str(a) if a == b else f"{a}-{b}" for a, b in ranges[:MAX_GAP_RANGES]]
     more = len(ranges) - len(shown)
     return ", ".join(shown) + (f" and {more} more ranges" if more else "")
+
+
+@dataclass(frozen=True)
+class RecordItem:
+    """Effect of an item's ``item.ingested`` append: the item's row (`record_item`)."""
+
+    signed: SignedManifest
+    item: str
+    key: str
+    now: dt.datetime
+
+    def apply(self, conn: Connection, index: int) -> None:
+        record_item(conn, self.signed, self.item, self.key, index, self.now)
+
+
+def item_tip(conn: Connection, item: str) -> int | None:
+    """The index of `item`'s latest entry (the ``prev`` of its next); None: no such item."""
+    prev = conn.execute(
+        sa.select(items.c.last_entry).where(items.c.id == item)
+    ).scalar_one_or_none()
+    return None if prev is None else int(prev)
+
+
+@dataclass(frozen=True)
+class MoveItemTip:
+    """Effect of any later entry about an item: it becomes the item's latest entry."""
+
+    item: str
+
+    def apply(self, conn: Connection, index: int) -> None:
+        conn.execute(items.update().where(items.c.id == self.item).values(last_entry=index))

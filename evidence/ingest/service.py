@@ -45,7 +45,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
-from evidence.cases.records import SignedManifest, ingested_index, record_item
+from evidence.cases.records import RecordItem, SignedManifest, ingested_index
 from evidence.cases.registry import case_exists
 from evidence.cases.tables import items
 from evidence.chain import manifest as mf
@@ -73,7 +73,7 @@ from evidence.ingest.tables import upload_parts, uploads
 from evidence.log.custody import CustodyLog
 from evidence.media import probe
 from evidence.people.policy import is_allowed
-from evidence.review.queue import queue_review_copy
+from evidence.review.queue import QueueReviewCopy
 from evidence.storage import ObjectStore, parse_content_key
 from evidence.storage.rangefile import RangeFile, ReadRange
 
@@ -758,15 +758,15 @@ class Ingest:
         entry = _item_ingested(manifest, row.item_id, now)
         signed = SignedManifest(manifest, bytes(row.manifest), bytes(row.signature))
 
-        def record(conn: Connection, index: int) -> None:
-            if confirm:
-                self._confirm_stored(key, manifest.size)
-            record_item(conn, signed, row.item_id, key, index, now)
-            queue_review_copy(conn, row.item_id, now)
-            _complete(conn, upload_id, index)
-
+        confirmed = (_StillStored(self, key, manifest.size),) if confirm else ()
         try:
-            index = await self.log.append(entry, record=record)
+            appended = await self.log.append(
+                entry,
+                *confirmed,
+                RecordItem(signed, row.item_id, key, now),
+                QueueReviewCopy(row.item_id, now),
+                _CompleteUpload(upload_id),
+            )
         except DbIntegrityError:
             # The same manifest finished through another upload first: same item, no new entry.
             existing = await asyncio.to_thread(self._ingested_entry, row.item_id)
@@ -774,8 +774,8 @@ class Ingest:
                 raise
             await asyncio.to_thread(self._complete_upload, upload_id, existing)
             return existing
-        log.info("item.ingested", item=row.item_id, index=index, upload=upload_id)
-        return index
+        log.info("item.ingested", item=row.item_id, index=appended.index, upload=upload_id)
+        return appended.index
 
     def _confirm_stored(self, key: str, size: int) -> None:
         """Inside an append that records an item for `key`: the object is still there.
@@ -857,7 +857,7 @@ class Ingest:
         under its content address, durable (and locked where the store locks)
         before anything refers to it; then one append, batched with whatever
         else is being appended, that commits `item.ingested` with the item's
-        row and its review-copy job (`_small_item_record`). The receipt is made
+        row and its review-copy job. The receipt is made
         from that batch: its signed checkpoint and the entry's inclusion proof
         in it. The same manifest again gets the receipt of the item it made.
         """
@@ -870,8 +870,15 @@ class Ingest:
         now = self.clock()
         entry = _item_ingested(signed.manifest, item, now)
         try:
-            appended = await self.log.append_proven(
-                entry, record=self._small_item_record(signed, item, key, now)
+            # Without an upload row headed for the object, nothing else keeps
+            # `_unstore` (a refused upload of the same bytes) from removing it
+            # between the write and the append: it is confirmed under the lock.
+            appended = await self.log.append(
+                entry,
+                _StillStored(self, key, signed.manifest.size),
+                RecordItem(signed, item, key, now),
+                QueueReviewCopy(item, now),
+                prove=True,
             )
         except DbIntegrityError:
             # The same manifest was recorded by another request meanwhile: same item, no new entry.
@@ -880,7 +887,7 @@ class Ingest:
                 raise
             return await asyncio.to_thread(self._receipt_for, item, existing)
         log.info("item.ingested", item=item, index=appended.index, device=device.id)
-        assert appended.proof is not None  # asked for by append_proven
+        assert appended.proof is not None  # asked for: prove=True
         return make_receipt(
             item, appended.index, appended.data, appended.checkpoint, appended.proof
         )
@@ -905,23 +912,6 @@ class Ingest:
             self.store.put(key, content, manifest.sha256, retain=True)
         return SignedManifest(manifest, manifest_text, signature), existing, key
 
-    def _small_item_record(
-        self, signed: SignedManifest, item: str, key: str, now: dt.datetime
-    ) -> Callable[[Connection, int], None]:
-        """What the append of a small item's entry records in its transaction.
-
-        The object is confirmed under the log's lock: without an upload row
-        headed for it, nothing else keeps `_unstore` (a refused upload of the
-        same bytes) from removing it between the write and the append.
-        """
-
-        def record(conn: Connection, index: int) -> None:
-            self._confirm_stored(key, signed.manifest.size)
-            record_item(conn, signed, item, key, index, now)
-            queue_review_copy(conn, item, now)
-
-        return record
-
 
 def _carry(stream: _Stream | None, data: bytes | bytearray) -> _Stream | None:
     return None if stream is None else stream.after(data)
@@ -929,6 +919,28 @@ def _carry(stream: _Stream | None, data: bytes | bytearray) -> _Stream | None:
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+@dataclass(frozen=True)
+class _StillStored:
+    """Effect: the object an item is recorded for is still at `key` (`Ingest._confirm_stored`)."""
+
+    ingest: Ingest
+    key: str
+    size: int
+
+    def apply(self, conn: Connection, index: int) -> None:
+        self.ingest._confirm_stored(self.key, self.size)
+
+
+@dataclass(frozen=True)
+class _CompleteUpload:
+    """Effect of an upload's ``item.ingested`` append: the upload is complete (`_complete`)."""
+
+    upload_id: str
+
+    def apply(self, conn: Connection, index: int) -> None:
+        _complete(conn, self.upload_id, index)
 
 
 def _complete(conn: Connection, upload_id: str, index: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
@@ -16,3 +17,14 @@ def queue_review_copy(conn: Connection, item: str, now: dt.datetime) -> None:
     conn.execute(
         _INSERT_JOB, {"kind": "review-copy", "item_id": item, "state": "queued", "created_at": now}
     )
+
+
+@dataclass(frozen=True)
+class QueueReviewCopy:
+    """Effect of an item's ``item.ingested`` append: its review-copy job (`queue_review_copy`)."""
+
+    item: str
+    now: dt.datetime
+
+    def apply(self, conn: Connection, index: int) -> None:
+        queue_review_copy(conn, self.item, self.now)

@@ -89,6 +89,17 @@ class StorageUnavailable(EvidenceError):
     retry_after = 5  # seconds: sent as Retry-After
 
 
+class Disconnected(EvidenceError):
+    """The client went away before its request body ended (a device losing its signal).
+
+    Never an answer (there is nobody left to answer): what arrived is kept, and
+    the device resumes from the offset it then reads.
+    """
+
+    code = "disconnected"
+    http_status = 400
+
+
 class Unreachable(EvidenceError):
     """A remote service (a log being monitored) cannot be reached or failed; retry later.
 

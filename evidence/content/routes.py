@@ -16,9 +16,16 @@ import asyncio
 
 from aiohttp import hdrs, web
 
+from evidence.cases.records import MoveItemTip
 from evidence.clock import Clock
 from evidence.content.ranges import RangeNotSatisfiable, download_name, parse_range
-from evidence.content.viewings import ContentTarget, access_builder, content_target, starts_viewing
+from evidence.content.viewings import (
+    AccessEntry,
+    ContentTarget,
+    RecordViewing,
+    content_target,
+    starts_viewing,
+)
 from evidence.errors import EvidenceError, InvalidInput, NotFound, StorageUnavailable
 from evidence.ids import ItemId, UserId
 from evidence.log.custody import CustodyLog
@@ -83,7 +90,12 @@ async def _log_access(
     log: CustodyLog, item: ItemId, actor: UserId, action: str, clock: Clock
 ) -> None:
     try:
-        index = await log.append_built(access_builder(item, actor, action, clock))
+        now = clock()
+        appended = await log.append(
+            AccessEntry(item, actor, action, now),
+            MoveItemTip(item),
+            RecordViewing(item, actor, action, now),
+        )
     except NotFound:
         raise
     except Exception as exc:  # whatever failed, the access is not logged: send nothing
@@ -91,7 +103,7 @@ async def _log_access(
         raise StorageUnavailable(
             "the custody log could not record this access, so nothing was sent; retry later"
         ) from exc
-    _log.info("item.accessed", item=item, actor=actor, action=action, index=index)
+    _log.info("item.accessed", item=item, actor=actor, action=action, index=appended.index)
 
 
 def _next_chunk(stream: ObjectStream) -> bytes | None:

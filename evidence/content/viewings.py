@@ -2,9 +2,9 @@
 
 Before any byte goes out, each content request that *starts a viewing*
 appends ``item.accessed`` (the person's id, ``"view"`` or ``"download"``, the
-item, ``prev``: the item's previous entry) through `CustodyLog.append_built`,
-which reads and moves the item's latest entry under the log's lock, so
-concurrent viewers never fork the item's chain. The rule: a request starts a
+item, ``prev``: the item's previous entry), built under the log's lock
+(`AccessEntry`) with the effects that move the item's latest entry and record
+the viewing, so concurrent viewers never fork the item's chain. The rule: a request starts a
 viewing unless it *continues* one, and it continues one only when all of
 these hold:
 
@@ -27,15 +27,15 @@ the client failed); an access is never sent unlogged.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from evidence.cases.records import item_tip
 from evidence.cases.tables import items
 from evidence.chain.entries import ItemAccessed
-from evidence.clock import Clock, format_time, stored_utc
+from evidence.clock import format_time, stored_utc
 from evidence.content.tables import item_viewings
 from evidence.db import Database
 from evidence.errors import NotFound
@@ -95,31 +95,43 @@ def content_target(db: Database, item: ItemId, actor: UserId) -> ContentTarget:
     )
 
 
-def access_builder(
-    item: ItemId, actor: UserId, action: str, clock: Clock
-) -> Callable[[Connection, int], ItemAccessed]:
-    """The `append_built` callback logging `actor`'s `action` on `item`.
+@dataclass(frozen=True)
+class AccessEntry:
+    """The ``item.accessed`` entry of `actor`'s `action` on `item`, built under the log's
+    lock: its ``prev`` is the item's latest entry at that moment (`item_tip`)."""
 
-    Runs under the log's lock: it takes the item's latest entry as ``prev``,
-    makes the new entry the latest, and records the access as the person's
-    last one (the viewing it starts), all in the append's transaction.
-    """
+    item: ItemId
+    actor: UserId
+    action: str
+    now: dt.datetime
 
-    def build(conn: Connection, index: int) -> ItemAccessed:
-        prev = conn.execute(
-            sa.select(items.c.last_entry).where(items.c.id == item)
-        ).scalar_one_or_none()
+    def build(self, conn: Connection, index: int) -> ItemAccessed:
+        prev = item_tip(conn, self.item)
         if prev is None:
-            raise NotFound(f"no item {item}")
-        now = clock()
-        entry = ItemAccessed(
-            time=format_time(now), item=item, prev=int(prev), actor=actor, action=action
+            raise NotFound(f"no item {self.item}")
+        return ItemAccessed(
+            time=format_time(self.now),
+            item=self.item,
+            prev=prev,
+            actor=self.actor,
+            action=self.action,
         )
-        conn.execute(items.update().where(items.c.id == item).values(last_entry=index))
-        viewing = {"action": action, "entry": index, "accessed_at": now}
-        key = (item_viewings.c.item_id == item, item_viewings.c.actor_id == actor)
-        if conn.execute(item_viewings.update().where(*key).values(**viewing)).rowcount == 0:
-            conn.execute(item_viewings.insert().values(item_id=item, actor_id=actor, **viewing))
-        return entry
 
-    return build
+
+@dataclass(frozen=True)
+class RecordViewing:
+    """Effect of an ``item.accessed`` entry: it is the person's last logged access (the
+    viewing it starts), which is what `starts_viewing` is asked about next time."""
+
+    item: ItemId
+    actor: UserId
+    action: str
+    now: dt.datetime
+
+    def apply(self, conn: Connection, index: int) -> None:
+        viewing = {"action": self.action, "entry": index, "accessed_at": self.now}
+        key = (item_viewings.c.item_id == self.item, item_viewings.c.actor_id == self.actor)
+        if conn.execute(item_viewings.update().where(*key).values(**viewing)).rowcount == 0:
+            conn.execute(
+                item_viewings.insert().values(item_id=self.item, actor_id=self.actor, **viewing)
+            )

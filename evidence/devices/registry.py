@@ -23,7 +23,14 @@ from evidence.chain.entries import DeviceEnrolled, DeviceRevoked
 from evidence.clock import format_time
 from evidence.db import Database
 from evidence.devices.tables import devices
-from evidence.errors import Conflict, InvalidInput, NotFound, VerificationError
+from evidence.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    VerificationError,
+)
 from evidence.log.custody import CustodyLog
 from evidence.text import check_label
 
@@ -47,6 +54,46 @@ class Device:
 _DEVICE_BY_TOKEN = sa.select(devices).where(devices.c.token_hash == sa.bindparam("digest"))
 
 
+@dataclass(frozen=True)
+class _Enrolled:
+    """Effect of ``device.enrolled``: the device's row, naming its entry."""
+
+    device: str
+    name: str
+    vkey: str
+    token_digest: bytes
+    now: dt.datetime
+
+    def apply(self, conn: Connection, index: int) -> None:
+        conn.execute(
+            devices.insert().values(
+                id=self.device,
+                name=self.name,
+                vkey=self.vkey,
+                token_hash=self.token_digest,
+                enrolled_at=self.now,
+                enrolled_entry=index,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class _Revoked:
+    """Effect of ``device.revoked``: the device's row says when, and which entry."""
+
+    device: str
+    now: dt.datetime
+
+    def apply(self, conn: Connection, index: int) -> None:
+        updated = conn.execute(
+            devices.update()
+            .where(devices.c.id == self.device, devices.c.revoked_at.is_(None))
+            .values(revoked_at=self.now, revoked_entry=index)
+        )
+        if updated.rowcount != 1:
+            raise Conflict(f"device {self.device} was revoked meanwhile")
+
+
 def enroll_device(
     log: CustodyLog, db: Database, vkey: str, name: str, *, now: dt.datetime
 ) -> dict[str, str]:
@@ -60,23 +107,11 @@ def enroll_device(
     token = tokens.new_secret(TOKEN_PREFIX)
     entry = DeviceEnrolled(time=format_time(now), device=device, key=verifier.vkey)
 
-    def record(conn: Connection, indexes: list[int]) -> None:
-        conn.execute(
-            devices.insert().values(
-                id=device,
-                name=name,
-                vkey=verifier.vkey,
-                token_hash=tokens.digest(token),
-                enrolled_at=now,
-                enrolled_entry=indexes[0],
-            )
-        )
-
     with db.read() as conn:
         if conn.execute(sa.select(devices.c.id).where(devices.c.id == device)).first():
             raise Conflict(f"device {device} is already enrolled")
     try:
-        log.append_sync([entry], record=record)
+        log.append_sync([entry], _Enrolled(device, name, verifier.vkey, tokens.digest(token), now))
     except DbIntegrityError as exc:  # enrolled by someone else just now
         raise Conflict(f"device {device} is already enrolled") from exc
     return {"device": device, "token": token}
@@ -93,16 +128,8 @@ def revoke_device(
     if row.revoked_at is not None:
         raise Conflict(f"device {device} is already revoked (entry {row.revoked_entry})")
 
-    def record(conn: Connection, indexes: list[int]) -> None:
-        updated = conn.execute(
-            devices.update()
-            .where(devices.c.id == device, devices.c.revoked_at.is_(None))
-            .values(revoked_at=now, revoked_entry=indexes[0])
-        )
-        if updated.rowcount != 1:
-            raise Conflict(f"device {device} was revoked meanwhile")
-
-    index = log.append_sync([DeviceRevoked(time=format_time(now), device=device)], record=record)[0]
+    entry = DeviceRevoked(time=format_time(now), device=device)
+    index = log.append_sync([entry], _Revoked(device, now))[0]
     return {"device": device, "revoked_entry": index}
 
 
@@ -120,3 +147,18 @@ def get_device(conn: Connection, device: str) -> Device | None:
     if row is None:
         return None
     return Device(row.id, row.name, row.vkey, row.revoked_at is not None)
+
+
+def authenticate_device(db: Database, authorization: str | None) -> Device:
+    """The enrolled, unrevoked device named by an ``Authorization: Bearer`` header."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorized("a device bearer token is required (Authorization: Bearer ...)")
+    if not authorization.isascii():  # tokens are ASCII; a non-UTF-8 byte is not one
+        raise Unauthorized("the bearer token is not valid")
+    with db.read() as conn:
+        device = device_for_token(conn, authorization[len("Bearer ") :].strip())
+    if device is None:
+        raise Unauthorized("the bearer token is not valid")
+    if device.revoked:
+        raise Forbidden("this device has been revoked")
+    return device

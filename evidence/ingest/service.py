@@ -31,8 +31,6 @@ Any refusal leaves nothing behind: no entry, no item, staging removed.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import io
@@ -47,6 +45,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence.cases.records import RecordItem, SignedManifest, ingested_index
 from evidence.cases.registry import case_exists
 from evidence.cases.tables import items
 from evidence.chain import manifest as mf
@@ -55,17 +54,17 @@ from evidence.chain.receipt import make_receipt
 from evidence.clock import Clock, format_time, stored_utc
 from evidence.db import Database
 from evidence.devices.assignments import actor_for_device
-from evidence.devices.registry import Device, device_for_token
+from evidence.devices.registry import Device
 from evidence.errors import (
     ChecksumMismatch,
     Conflict,
+    Disconnected,
     Forbidden,
     IntegrityError,
     InvalidInput,
     NotFound,
     StorageUnavailable,
     TooLarge,
-    Unauthorized,
     VerificationError,
 )
 from evidence.ingest import hashing
@@ -74,15 +73,13 @@ from evidence.ingest.tables import upload_parts, uploads
 from evidence.log.custody import CustodyLog
 from evidence.media import probe
 from evidence.people.policy import is_allowed
-from evidence.review.tables import jobs
+from evidence.review.queue import QueueReviewCopy
 from evidence.storage import ObjectStore, parse_content_key
 from evidence.storage.rangefile import RangeFile, ReadRange
 
 log = structlog.get_logger(__name__)
 
 UPLOAD_ID_BYTES = 16
-# A device's chain findings are one line each: past this many gaps, the rest are counted.
-MAX_GAP_RANGES = 20
 ED25519_SIGNATURE_SIZE = 64
 
 
@@ -179,20 +176,6 @@ class Ingest:
         self._streams: dict[str, _Stream] = {}
 
     # -- who is asking ------------------------------------------------------------
-
-    def authenticate(self, authorization: str | None) -> Device:
-        """The enrolled, unrevoked device named by an ``Authorization: Bearer`` header."""
-        if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("a device bearer token is required (Authorization: Bearer ...)")
-        if not authorization.isascii():  # tokens are ASCII; a non-UTF-8 byte is not one
-            raise Unauthorized("the bearer token is not valid")
-        with self.db.read() as conn:
-            device = device_for_token(conn, authorization[len("Bearer ") :].strip())
-        if device is None:
-            raise Unauthorized("the bearer token is not valid")
-        if device.revoked:
-            raise Forbidden("this device has been revoked")
-        return device
 
     # -- creation -------------------------------------------------------------------
 
@@ -309,7 +292,7 @@ class Ingest:
 
     def _ingested_entry(self, item: str) -> int | None:
         with self.db.read() as conn:
-            return _ingested_index(conn, item)
+            return ingested_index(conn, item)
 
     # -- state ----------------------------------------------------------------------
 
@@ -391,11 +374,10 @@ class Ingest:
                 if body_hash is not None:
                     body_hash.update(chunk)
                 await stager.feed(memoryview(chunk))
+        except Disconnected:  # the device lost its connection: keep what arrived
+            log.info("upload.interrupted", upload=upload_id, received=received)
         except Exception as exc:
-            if _is_disconnect(exc):  # the device lost its connection: keep what arrived
-                log.info("upload.interrupted", upload=upload_id, received=received)
-            else:
-                failure = exc  # too much data, the store down...: keep what is durable
+            failure = exc  # too much data, the store down...: keep what is durable
         failure = await stager.drain() or failure
         if isinstance(failure, Conflict):
             raise failure  # a newer request owns the upload now: it records, not this one
@@ -774,16 +756,17 @@ class Ingest:
         """
         now = self.clock()
         entry = _item_ingested(manifest, row.item_id, now)
-        signed = _Signed(manifest, bytes(row.manifest), bytes(row.signature))
+        signed = SignedManifest(manifest, bytes(row.manifest), bytes(row.signature))
 
-        def record(conn: Connection, index: int) -> None:
-            if confirm:
-                self._confirm_stored(key, manifest.size)
-            _insert_item(conn, signed, row.item_id, key, index, now)
-            _complete(conn, upload_id, index)
-
+        confirmed = (_StillStored(self, key, manifest.size),) if confirm else ()
         try:
-            index = await self.log.append(entry, record=record)
+            appended = await self.log.append(
+                entry,
+                *confirmed,
+                RecordItem(signed, row.item_id, key, now),
+                QueueReviewCopy(row.item_id, now),
+                _CompleteUpload(upload_id),
+            )
         except DbIntegrityError:
             # The same manifest finished through another upload first: same item, no new entry.
             existing = await asyncio.to_thread(self._ingested_entry, row.item_id)
@@ -791,8 +774,8 @@ class Ingest:
                 raise
             await asyncio.to_thread(self._complete_upload, upload_id, existing)
             return existing
-        log.info("item.ingested", item=row.item_id, index=index, upload=upload_id)
-        return index
+        log.info("item.ingested", item=row.item_id, index=appended.index, upload=upload_id)
+        return appended.index
 
     def _confirm_stored(self, key: str, size: int) -> None:
         """Inside an append that records an item for `key`: the object is still there.
@@ -874,7 +857,7 @@ class Ingest:
         under its content address, durable (and locked where the store locks)
         before anything refers to it; then one append, batched with whatever
         else is being appended, that commits `item.ingested` with the item's
-        row and its review-copy job (`_small_item_record`). The receipt is made
+        row and its review-copy job. The receipt is made
         from that batch: its signed checkpoint and the entry's inclusion proof
         in it. The same manifest again gets the receipt of the item it made.
         """
@@ -887,8 +870,15 @@ class Ingest:
         now = self.clock()
         entry = _item_ingested(signed.manifest, item, now)
         try:
-            appended = await self.log.append_proven(
-                entry, record=self._small_item_record(signed, item, key, now)
+            # Without an upload row headed for the object, nothing else keeps
+            # `_unstore` (a refused upload of the same bytes) from removing it
+            # between the write and the append: it is confirmed under the lock.
+            appended = await self.log.append(
+                entry,
+                _StillStored(self, key, signed.manifest.size),
+                RecordItem(signed, item, key, now),
+                QueueReviewCopy(item, now),
+                prove=True,
             )
         except DbIntegrityError:
             # The same manifest was recorded by another request meanwhile: same item, no new entry.
@@ -897,14 +887,14 @@ class Ingest:
                 raise
             return await asyncio.to_thread(self._receipt_for, item, existing)
         log.info("item.ingested", item=item, index=appended.index, device=device.id)
-        assert appended.proof is not None  # asked for by append_proven
+        assert appended.proof is not None  # asked for: prove=True
         return make_receipt(
             item, appended.index, appended.data, appended.checkpoint, appended.proof
         )
 
     def _check_and_store(
         self, device: Device, manifest_text: bytes, signature: bytes, content: bytes
-    ) -> tuple[_Signed, int | None, str]:
+    ) -> tuple[SignedManifest, int | None, str]:
         """A small item checked as an upload is (one read of the database), then stored.
 
         Returns the checked manifest, the index of the item's `item.ingested`
@@ -914,29 +904,13 @@ class Ingest:
         manifest = self._check_signed(device, manifest_text, signature, len(content))
         with self.db.read() as conn:
             _check_may_upload(conn, device, manifest)
-            existing = _ingested_index(conn, mf.item_id(manifest_text))
+            existing = ingested_index(conn, mf.item_id(manifest_text))
         _check_digest(hashlib.sha256(content).hexdigest(), manifest)
         probe.check_content(manifest.kind, manifest.media_type, io.BytesIO(content), len(content))
         key = self.key_for(manifest.sha256)
         if existing is None:
             self.store.put(key, content, manifest.sha256, retain=True)
-        return _Signed(manifest, manifest_text, signature), existing, key
-
-    def _small_item_record(
-        self, signed: _Signed, item: str, key: str, now: dt.datetime
-    ) -> Callable[[Connection, int], None]:
-        """What the append of a small item's entry records in its transaction.
-
-        The object is confirmed under the log's lock: without an upload row
-        headed for it, nothing else keeps `_unstore` (a refused upload of the
-        same bytes) from removing it between the write and the append.
-        """
-
-        def record(conn: Connection, index: int) -> None:
-            self._confirm_stored(key, signed.manifest.size)
-            _insert_item(conn, signed, item, key, index, now)
-
-        return record
+        return SignedManifest(manifest, manifest_text, signature), existing, key
 
 
 def _carry(stream: _Stream | None, data: bytes | bytearray) -> _Stream | None:
@@ -945,6 +919,28 @@ def _carry(stream: _Stream | None, data: bytes | bytearray) -> _Stream | None:
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+@dataclass(frozen=True)
+class _StillStored:
+    """Effect: the object an item is recorded for is still at `key` (`Ingest._confirm_stored`)."""
+
+    ingest: Ingest
+    key: str
+    size: int
+
+    def apply(self, conn: Connection, index: int) -> None:
+        self.ingest._confirm_stored(self.key, self.size)
+
+
+@dataclass(frozen=True)
+class _CompleteUpload:
+    """Effect of an upload's ``item.ingested`` append: the upload is complete (`_complete`)."""
+
+    upload_id: str
+
+    def apply(self, conn: Connection, index: int) -> None:
+        _complete(conn, self.upload_id, index)
 
 
 def _complete(conn: Connection, upload_id: str, index: int) -> None:
@@ -961,30 +957,6 @@ def _complete(conn: Connection, upload_id: str, index: int) -> None:
     if done != 1:
         raise Conflict(f"upload {upload_id} was ended (terminated or expired) as it finished")
     conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload_id))
-
-
-# Statements run for every item, built once: SQLAlchemy then only binds their values.
-_INGESTED = sa.select(items.c.ingested_entry).where(items.c.id == sa.bindparam("item"))
-_DEVICE_ITEMS = sa.select(items.c.id, items.c.seq).where(
-    items.c.device_id == sa.bindparam("device")
-)
-_INSERT_ITEM = items.insert()
-_INSERT_JOB = jobs.insert()
-
-
-def _ingested_index(conn: Connection, item: str) -> int | None:
-    """The index of `item`'s `item.ingested` entry; None if it was never ingested."""
-    entry = conn.execute(_INGESTED, {"item": item}).scalar_one_or_none()
-    return None if entry is None else int(entry)
-
-
-@dataclass(frozen=True)
-class _Signed:
-    """A checked manifest with its exact bytes and the device's signature over them."""
-
-    manifest: mf.CaptureManifest
-    text: bytes
-    signature: bytes
 
 
 def _check_may_upload(conn: Connection, device: Device, manifest: mf.CaptureManifest) -> None:
@@ -1012,110 +984,8 @@ def _item_ingested(manifest: mf.CaptureManifest, item: str, now: dt.datetime) ->
     )
 
 
-def _insert_item(
-    conn: Connection, signed: _Signed, item: str, key: str, index: int, now: dt.datetime
-) -> None:
-    """The item's row (with what its device's chain shows) and its review-copy job,
-    inside the append of its `item.ingested` at `index`."""
-    manifest = signed.manifest
-    conn.execute(
-        _INSERT_ITEM,
-        {
-            "id": item,
-            "case_id": manifest.case,
-            "device_id": manifest.device,
-            "seq": manifest.seq,
-            "prev": manifest.prev,
-            "kind": manifest.kind,
-            "media_type": manifest.media_type,
-            "sha256": manifest.sha256,
-            "size": manifest.size,
-            "captured_at": manifest.captured_at,
-            "manifest": signed.text,
-            "signature": signed.signature,
-            "object_key": key,
-            "ingested_entry": index,
-            "last_entry": index,
-            "ingested_at": now,
-            "chain": json.dumps(_chain_findings(conn, manifest, item)),
-        },
-    )
-    conn.execute(
-        _INSERT_JOB, {"kind": "review-copy", "item_id": item, "state": "queued", "created_at": now}
-    )
-
-
-def _chain_findings(conn: Connection, manifest: mf.CaptureManifest, item: str) -> list[str]:
-    """What the device's seq/prev chain shows as this item arrives (empty when in order)."""
-    findings = []
-    rows = conn.execute(_DEVICE_ITEMS, {"device": manifest.device}).all()
-    by_seq: dict[int, list[str]] = {}
-    for other, seq in rows:
-        by_seq.setdefault(seq, []).append(other)
-    if manifest.seq in by_seq:
-        findings.append(
-            f"another item has this device's seq {manifest.seq}: {by_seq[manifest.seq]}"
-        )
-    gaps = _missing_ranges(sorted(by_seq), manifest.seq)
-    if gaps:
-        verb = "has" if len(gaps) == 1 and gaps[0][0] == gaps[0][1] else "have"
-        findings.append(f"gap: seq {_ranges_text(gaps)} of this device {verb} not arrived")
-    before = by_seq.get(manifest.seq - 1)
-    if before is not None and manifest.prev not in before:
-        findings.append(f"prev does not match the item with seq {manifest.seq - 1}: {before}")
-    later = sorted(s for s in by_seq if s > manifest.seq)
-    if later:
-        findings.append(f"late: arrived after seq {later[-1]} of this device")
-    return findings
-
-
-def _missing_ranges(arrived: list[int], seq: int) -> list[tuple[int, int]]:
-    """The seqs below `seq` that are not in `arrived` (sorted), as inclusive ranges."""
-    gaps: list[tuple[int, int]] = []
-    expected = 1
-    for present in arrived:
-        if present >= seq:
-            break
-        if present > expected:
-            gaps.append((expected, present - 1))
-        expected = max(expected, present + 1)
-    if expected < seq:
-        gaps.append((expected, seq - 1))
-    return gaps
-
-
-def _ranges_text(ranges: list[tuple[int, int]]) -> str:
-    """Ranges as one line, such as "1-2, 4, 6-9"; past MAX_GAP_RANGES, the rest are counted."""
-    shown = [str(a) if a == b else f"{a}-{b}" for a, b in ranges[:MAX_GAP_RANGES]]
-    more = len(ranges) - len(shown)
-    return ", ".join(shown) + (f" and {more} more ranges" if more else "")
-
-
 def _check_digest(digest: str, manifest: mf.CaptureManifest) -> None:
     if digest != manifest.sha256:
         raise VerificationError(
             f"the SHA-256 of the received bytes is {digest}, the manifest says {manifest.sha256}"
         )
-
-
-def _is_disconnect(exc: BaseException) -> bool:
-    from aiohttp import ClientConnectionError, ClientPayloadError
-
-    return isinstance(exc, ClientPayloadError | ClientConnectionError | ConnectionError | EOFError)
-
-
-def decode_metadata(header: str | None) -> dict[str, bytes]:
-    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs."""
-    result: dict[str, bytes] = {}
-    for pair in (header or "").split(","):
-        pair = pair.strip()
-        if not pair:
-            continue
-        key, _, value = pair.partition(" ")
-        if not key or key in result:
-            raise InvalidInput(f"Upload-Metadata: bad or repeated key {key!r}")
-        try:
-            result[key] = base64.b64decode(value.strip(), validate=True)
-        except binascii.Error as exc:
-            raise InvalidInput(f"Upload-Metadata: value of {key!r} is not base64") from exc
-    return result

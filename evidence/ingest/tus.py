@@ -16,13 +16,13 @@ import email.utils
 from collections.abc import AsyncIterator
 
 import multipart
-from aiohttp import web
+from aiohttp import ClientConnectionError, ClientPayloadError, web
 from aiohttp.helpers import parse_mimetype
 
-from evidence.devices.registry import Device
-from evidence.errors import InvalidInput, TooLarge
-from evidence.ingest.service import UploadStatus, decode_metadata
-from evidence.web.keys import INGEST
+from evidence.devices.registry import Device, authenticate_device
+from evidence.errors import Disconnected, InvalidInput, TooLarge
+from evidence.ingest.service import UploadStatus
+from evidence.web.keys import DB, INGEST
 from evidence.web.plumbing import parse_decimal
 
 TUS_VERSION = "1.0.0"
@@ -106,8 +106,12 @@ def _checksum(request: web.Request) -> bytes | None:
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_chunked(READ_CHUNK):
-        yield chunk
+    """The request's body in chunks; `Disconnected` when the client goes away mid-body."""
+    try:
+        async for chunk in request.content.iter_chunked(READ_CHUNK):
+            yield chunk
+    except (ClientPayloadError, ClientConnectionError, ConnectionError, EOFError) as exc:
+        raise Disconnected(f"the client went away mid-body: {type(exc).__name__}") from exc
 
 
 def _is_offset_stream(request: web.Request) -> bool:
@@ -255,5 +259,22 @@ async def _small_item_parts(request: web.Request, max_content: int) -> dict[str,
 
 
 async def _device(request: web.Request) -> Device:
-    ingest = request.app[INGEST]
-    return await asyncio.to_thread(ingest.authenticate, request.headers.get("Authorization"))
+    authorization = request.headers.get("Authorization")
+    return await asyncio.to_thread(authenticate_device, request.app[DB], authorization)
+
+
+def decode_metadata(header: str | None) -> dict[str, bytes]:
+    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs."""
+    result: dict[str, bytes] = {}
+    for pair in (header or "").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, value = pair.partition(" ")
+        if not key or key in result:
+            raise InvalidInput(f"Upload-Metadata: bad or repeated key {key!r}")
+        try:
+            result[key] = base64.b64decode(value.strip(), validate=True)
+        except binascii.Error as exc:
+            raise InvalidInput(f"Upload-Metadata: value of {key!r} is not base64") from exc
+    return result

@@ -21,12 +21,11 @@ recompute over all entries.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -50,16 +49,35 @@ T = TypeVar("T")
 # checkpoint per batch), small enough to keep a transaction short.
 MAX_BATCH = 1000
 
-Record = Callable[[Connection, list[int]], None]
-# Runs in the append's transaction with the entry's index; may return the entry
-# itself, made there (so that it can carry state read under the log's lock).
-RecordOne = Callable[[Connection, int], "CustodyEntry | None"]
+
+class Effect(Protocol):
+    """What goes with an entry: rows written in the append's transaction, under the log's lock.
+
+    Each effect belongs to the package whose tables it writes (an item's row,
+    a viewing, a device's enrolment) and is a typed value, not a callback: the
+    log runs `apply` with the entry's index in a savepoint before the entry is
+    written. If it raises, that entry is left out of its batch (no gap: the
+    next entry takes its index) and the caller of `append` gets the exception.
+    """
+
+    def apply(self, conn: Connection, index: int) -> None: ...
+
+
+class EntryBuilder(Protocol):
+    """An entry whose fields are read under the log's lock, such as an item entry's
+    ``prev`` (the item's latest entry): two concurrent appends about one item cannot
+    both take the same one. Built in the append's transaction, before its effects."""
+
+    def build(self, conn: Connection, index: int) -> CustodyEntry: ...
+
+
+Entry = CustodyEntry | EntryBuilder | bytes
 
 
 @dataclass(frozen=True)
 class Appended:
     """An appended entry: its index and exact bytes, the signed checkpoint of the batch
-    that committed it, and (when asked for, `CustodyLog.append_proven`) its inclusion
+    that committed it, and (when asked for: `append(..., prove=True)`) its inclusion
     proof in that checkpoint's tree: together, a receipt checkable offline."""
 
     index: int
@@ -69,11 +87,20 @@ class Appended:
 
 
 @dataclass(frozen=True)
-class _Pending:
+class _Request:
+    """One entry to append (its bytes, or a builder), what goes with it, and whether
+    its inclusion proof is wanted."""
+
     data: bytes
+    builder: EntryBuilder | None
+    effects: tuple[Effect, ...]
+    prove: bool
+
+
+@dataclass(frozen=True)
+class _Pending:
+    request: _Request
     future: asyncio.Future[Appended]
-    record: RecordOne | None
-    prove: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,50 +256,25 @@ class CustodyLog:
         await self._writer
         self._writer = None
 
-    async def append(self, entry: CustodyEntry | bytes, *, record: RecordOne | None = None) -> int:
-        """Append one entry; return its index once it is durable and covered by a checkpoint.
+    async def append(self, entry: Entry, *effects: Effect, prove: bool = False) -> Appended:
+        """Append one entry with its `effects`; return it once durable and in a signed checkpoint.
 
-        `record(conn, index)`, if given, runs in the append's transaction (in a
-        savepoint) before the entry is written: the rows that go with the entry
-        (an item, say) commit with it or not at all. If `record` raises, this
-        entry is left out of the batch and the exception is raised here; the
-        other entries of the batch are not affected.
+        The one way the service appends. `entry` is the entry, its canonical
+        bytes, or an `EntryBuilder` for an entry that must read the log's state
+        under its lock. Each `Effect` runs in the append's transaction (one
+        savepoint for the entry), so the rows that go with the entry commit with
+        it or not at all; if one raises, this entry is left out of the batch and
+        the exception is raised here, and the batch's other entries are not
+        affected. With `prove`, the result carries the entry's inclusion proof
+        in the batch's checkpoint, computed from hashes the batch already holds:
+        a receipt without another read of the database.
         """
-        return (await self._submit(_entry_bytes(entry), record)).index
-
-    async def append_proven(
-        self, entry: CustodyEntry, *, record: RecordOne | None = None
-    ) -> Appended:
-        """`append`, returning with the index what proves the entry offline.
-
-        The checkpoint is the one signed for the batch that committed the
-        entry, and the inclusion proof is computed from the hashes that batch
-        had in hand: a receipt costs no read of the database.
-        """
-        return await self._submit(entry.to_bytes(), record, prove=True)
-
-    async def _submit(
-        self, data: bytes, record: RecordOne | None, *, prove: bool = False
-    ) -> Appended:
-        """Queue one entry for the writer task; its outcome once its batch committed."""
         if self._writer is None or self._wakeup is None or self._closing:
             raise EvidenceError("the custody log is not accepting appends (not started or closing)")
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(data, future, record, prove))
+        self._pending.append(_Pending(_request(entry, effects, prove), future))
         self._wakeup.set()
         return await future
-
-    async def append_built(self, build: Callable[[Connection, int], CustodyEntry]) -> int:
-        """Append the entry that `build(conn, index)` makes inside the append's transaction.
-
-        For entries whose fields depend on what the log holds at that moment,
-        such as an item entry's ``prev`` (the item's latest entry): `build`
-        reads it, and writes the rows that go with the entry, under the log's
-        lock, so that two concurrent appends about one item cannot both claim
-        the same ``prev``. If `build` raises, nothing is appended and the
-        exception is raised here.
-        """
-        return (await self._submit(b"", build)).index
 
     def exclusive(self, work: Callable[[Connection], T]) -> T:
         """Run `work(conn)` in a write transaction that no append (of any process) overlaps.
@@ -287,26 +289,21 @@ class CustodyLog:
             self._lock_state(conn)
             return work(conn)
 
-    async def append_many(self, entries: Sequence[CustodyEntry | bytes]) -> list[int]:
-        return list(await asyncio.gather(*(self.append(e) for e in entries)))
+    def append_sync(self, entries: Sequence[Entry], *effects: Effect) -> list[int]:
+        """`append` for blocking callers (admin commands, benchmarks); return the indexes.
 
-    def append_sync(
-        self, entries: Sequence[CustodyEntry | bytes], *, record: Record | None = None
-    ) -> list[int]:
-        """Append from a blocking caller (admin commands, benchmarks); return the indexes.
-
-        `record(conn, indexes)`, if given, runs in the same transaction as the
-        append: the rows that go with the entries (a device, say) are committed
-        with them or not at all. With `record`, all entries go in one batch.
+        The same batches as `append`, from the calling thread, for a log that
+        need not be started. With `effects` (applied to each entry), all entries
+        go in one transaction and any failure appends none of them.
         """
-        datas = [_entry_bytes(e) for e in entries]
-        if record is not None:
-            if len(datas) > MAX_BATCH:
-                raise InvalidInput(f"at most {MAX_BATCH} entries in one recorded append")
-            return _indexes(self._append_batch(datas, batch_record=record))
+        requests = [_request(e, effects, False) for e in entries]
+        if effects:
+            if len(requests) > MAX_BATCH:
+                raise InvalidInput(f"at most {MAX_BATCH} entries in one append with effects")
+            return _indexes(self._append_batch(requests, all_or_nothing=True))
         indexes: list[int] = []
-        for start in range(0, len(datas), MAX_BATCH):
-            indexes.extend(_indexes(self._append_batch(datas[start : start + MAX_BATCH])))
+        for start in range(0, len(requests), MAX_BATCH):
+            indexes.extend(_indexes(self._append_batch(requests[start : start + MAX_BATCH])))
         return indexes
 
     async def _write_loop(self) -> None:
@@ -319,10 +316,7 @@ class CustodyLog:
                 del self._pending[:MAX_BATCH]
                 try:
                     outcomes = await asyncio.to_thread(
-                        self._append_batch,
-                        [p.data for p in batch],
-                        [p.record for p in batch],
-                        prove=[p.prove for p in batch],
+                        self._append_batch, [p.request for p in batch]
                     )
                 except asyncio.CancelledError:
                     # The batch may or may not have committed: say so, never leave a waiter hanging.
@@ -347,45 +341,42 @@ class CustodyLog:
                 return
 
     def _append_batch(
-        self,
-        datas: list[bytes],
-        records: Sequence[RecordOne | None] = (),
-        batch_record: Record | None = None,
-        *,
-        prove: Sequence[bool] = (),
+        self, requests: Sequence[_Request], *, all_or_nothing: bool = False
     ) -> list[Appended | Exception]:
-        """One transaction: each entry appended (with its inclusion proof where `prove`
-        says so), or the exception its record raised."""
-        datas = list(datas)
+        """One transaction: each entry appended (with its inclusion proof where asked),
+        or the exception its builder or effects raised (with `all_or_nothing`, the
+        first such exception is raised and nothing is appended)."""
+        datas = [r.data for r in requests]
         leaves = [merkle.leaf_hash(d) for d in datas]  # before taking the lock
         with self._append_lock:
             with self._db.write() as conn:
                 state = self._lock_state(conn)
                 if state.size == 0:
                     raise IntegrityError("the log has not been created (open it first)")
-                failed: dict[int, Exception] = {}  # by position in `datas`
-                kept: list[int] = []  # positions in `datas` of the entries that go in
-                for position, record in itertools.zip_longest(range(len(datas)), records):
+                failed: dict[int, Exception] = {}  # by position in `requests`
+                kept: list[int] = []  # positions in `requests` of the entries that go in
+                for position, request in enumerate(requests):
                     index = state.size + len(kept)
-                    if record is not None:
+                    if request.builder is not None or request.effects:
                         try:
                             with conn.begin_nested():
-                                built = record(conn, index)
+                                if request.builder is not None:  # made under the lock
+                                    datas[position] = request.builder.build(conn, index).to_bytes()
+                                    leaves[position] = merkle.leaf_hash(datas[position])
+                                for effect in request.effects:
+                                    effect.apply(conn, index)
                         except Exception as exc:
+                            if all_or_nothing:
+                                raise
                             failed[position] = exc
                             continue
-                        if built is not None:  # made under the lock (append_built)
-                            datas[position] = built.to_bytes()
-                            leaves[position] = merkle.leaf_hash(datas[position])
                     kept.append(position)
-                if not kept:  # every record failed: nothing to append, nothing to sign
-                    return [failed[p] for p in range(len(datas))]
-                wanted = [n for n, k in enumerate(kept) if k < len(prove) and prove[k]]
+                if not kept:  # every entry failed: nothing to append, nothing to sign
+                    return [failed[p] for p in range(len(requests))]
+                wanted = [n for n, k in enumerate(kept) if requests[k].prove]
                 batch = self._append_locked(
                     conn, state, [datas[k] for k in kept], [leaves[k] for k in kept], wanted
                 )
-                if batch_record is not None:
-                    batch_record(conn, batch.indexes)
             self._tip = batch.tip  # only once committed
             if self._high_water is not None:
                 self._high_water.raise_to(batch.tip.size, batch.tip.root)
@@ -394,7 +385,7 @@ class CustodyLog:
                 outcomes[position] = Appended(
                     batch.indexes[n], datas[position], batch.checkpoint, batch.proofs.get(n)
                 )
-            return [outcomes[p] for p in range(len(datas))]
+            return [outcomes[p] for p in range(len(requests))]
 
     def _lock_state(self, conn: Connection) -> Any:
         # A row lock on PostgreSQL; SQLite's write transaction is already exclusive.
@@ -589,6 +580,12 @@ def _indexes(outcomes: list[Appended | Exception]) -> list[int]:
 def _current_size(conn: Connection) -> int:
     size = conn.execute(sa.select(log_state.c.size).where(log_state.c.id == 1)).scalar_one()
     return int(size)
+
+
+def _request(entry: Entry, effects: tuple[Effect, ...], prove: bool) -> _Request:
+    if isinstance(entry, CustodyEntry | bytes):
+        return _Request(_entry_bytes(entry), None, effects, prove)
+    return _Request(b"", entry, effects, prove)
 
 
 def _entry_bytes(entry: CustodyEntry | bytes) -> bytes:

@@ -292,13 +292,22 @@ class LocalStore:
                 _check_same_size(key, existing, size)
                 self._remove_staged(staged)
                 return False
-            fd = os.open(staged, os.O_RDONLY)
             try:
-                os.fchmod(fd, ORIGINAL_MODE if retain else DERIVED_MODE)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            created = fsutil.link_exclusive(staged, target)
+                fd = os.open(staged, os.O_RDONLY)
+                try:
+                    os.fchmod(fd, ORIGINAL_MODE if retain else DERIVED_MODE)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                created = fsutil.link_exclusive(staged, target)
+            except FileNotFoundError:
+                # Another request finishing this upload committed it meanwhile (its
+                # staged file went into place): as a retry after the commit would.
+                committed = _size_of(target)
+                if committed is None:
+                    raise NotFound(f"upload {upload_id} is not staged complete") from None
+                _check_same_size(key, committed, size)
+                return False
             if not created:  # another upload of the same bytes won the race
                 _check_same_size(key, _size_of(target), size)
             self._remove_staged(staged)

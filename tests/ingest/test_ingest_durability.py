@@ -42,10 +42,9 @@ class Events:
             real_fsync(fd)
             self.seen.append(("fsync", (st.st_dev, st.st_ino), stat.S_ISDIR(st.st_mode)))
 
-        async def append(*args: Any, **kwargs: Any) -> int:
+        async def append(*args: Any, **kwargs: Any) -> Any:
             self.seen.append(("append",))
-            index: int = await real_append(*args, **kwargs)
-            return index
+            return await real_append(*args, **kwargs)
 
         monkeypatch.setattr(os, "fsync", fsync)
         monkeypatch.setattr(log, "append", append)

@@ -7,6 +7,7 @@ server's five /log/ endpoints return them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from pathlib import Path
@@ -66,9 +67,9 @@ async def test_served_checkpoint_and_proofs_verify_with_go(
     custody = server.app[LOG]
     old_checkpoint = (await fetch(server, "/log/checkpoint")).decode()
     old_root = base64.b64decode(old_checkpoint.split("\n")[2])
-    await custody.append_many(entries(3))
+    await asyncio.gather(*(custody.append(e) for e in entries(3)))
     middle = (await fetch(server, "/log/checkpoint")).decode()
-    await custody.append_many(entries(42))
+    await asyncio.gather(*(custody.append(e) for e in entries(42)))
 
     vkey = (await fetch(server, "/log/vkey")).decode().strip()
     checkpoint = (await fetch(server, "/log/checkpoint")).decode()

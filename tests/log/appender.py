@@ -27,7 +27,10 @@ async def main(url: str, name: str, count: int, concurrency: int) -> None:
     async def worker() -> None:
         while queue:
             device = f"{name}-{queue.pop()}"
-            index = await custody.append(DeviceRevoked(time="2026-11-24T10:00:00Z", device=device))
+            appended = await custody.append(
+                DeviceRevoked(time="2026-11-24T10:00:00Z", device=device)
+            )
+            index = appended.index
             print(index, device, flush=True)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))

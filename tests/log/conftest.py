@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from appfixtures import backend_settings, client, restore_logging, settings
 from loghelpers import ORIGIN, SEED, FixedClock
 
 from evidence.chain import note
@@ -36,3 +37,16 @@ def signer() -> note.Signer:
 @pytest.fixture
 def custody(db: Database, signer: note.Signer) -> CustodyLog:
     return CustodyLog.open(db, signer, clock=FixedClock())
+
+
+# The application's fixtures, for the tests of the /log/ routes and the monitor.
+__all__ = [
+    "backend_settings",
+    "client",
+    "custody",
+    "db",
+    "db_url",
+    "restore_logging",
+    "settings",
+    "signer",
+]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +20,7 @@ from evidence.chain import merkle, note, tree
 from evidence.chain.entries import DeviceRevoked, LogCreated, parse_entry
 from evidence.db import Database
 from evidence.errors import EvidenceError, IntegrityError, InvalidInput, NotFound
-from evidence.log.custody import CustodyLog
+from evidence.log.custody import Appended, CustodyLog
 from evidence.log.fsck import fsck
 from evidence.log.tables import log_checkpoints, log_entries, log_nodes, log_state, node_key
 
@@ -69,7 +69,7 @@ async def test_concurrent_appenders_make_one_log_without_gaps(custody: CustodyLo
     try:
 
         async def appender(worker: int) -> list[int]:
-            return [await custody.append(revoked(worker * 1000 + i)) for i in range(40)]
+            return [(await custody.append(revoked(worker * 1000 + i))).index for i in range(40)]
 
         results = await asyncio.gather(*(appender(w) for w in range(8)))
     finally:
@@ -89,7 +89,7 @@ async def test_every_checkpoint_is_consistent_with_the_next(
 ) -> None:
     await custody.start()
     for batch in range(5):
-        await custody.append_many([revoked(batch * 10 + i) for i in range(batch + 1)])
+        await asyncio.gather(*(custody.append(revoked(batch * 10 + i)) for i in range(batch + 1)))
     await custody.close()
     with db.read() as conn:
         notes = [
@@ -139,7 +139,7 @@ async def test_close_finishes_every_queued_append(custody: CustodyLog) -> None:
     tasks = [asyncio.create_task(custody.append(revoked(i))) for i in range(50)]
     await asyncio.sleep(0)  # all 50 are queued
     await custody.close()
-    assert sorted([t.result() for t in tasks]) == list(range(1, 51))
+    assert sorted([t.result().index for t in tasks]) == list(range(1, 51))
 
 
 def test_read_errors(custody: CustodyLog) -> None:
@@ -209,7 +209,7 @@ async def test_a_failed_batch_fails_its_appenders_and_the_log_goes_on(
     assert all(isinstance(r, IntegrityError) for r in results)
     with db.write() as conn:
         conn.execute(log_nodes.update().where(node).values(hash=original))
-    assert await reopened.append(revoked(2)) == 1
+    assert (await reopened.append(revoked(2))).index == 1
     await reopened.close()
 
 
@@ -235,17 +235,22 @@ def test_checkpoint_note_uses_the_logs_origin(custody: CustodyLog) -> None:
     assert text.split("\n")[2] == root_b64
 
 
-def _insert_case(case_id: str) -> Any:
-    """A record that adds a row (a case) in the append's transaction."""
+@dataclass(frozen=True)
+class _InsertCase:
+    """An effect that adds a row (a case) in the append's transaction."""
 
-    def record(conn: Connection, index: int | list[int]) -> None:
+    case_id: str
+
+    def apply(self, conn: Connection, index: int) -> None:
         conn.execute(
             cases.insert().values(
-                id=case_id, reference=f"ref-{case_id}-{index}", created_at=FixedClock()()
+                id=self.case_id, reference=f"ref-{self.case_id}-{index}", created_at=FixedClock()()
             )
         )
 
-    return record
+
+def _insert_case(case_id: str) -> _InsertCase:
+    return _InsertCase(case_id)
 
 
 def _case_ids(db: Database) -> set[str]:
@@ -258,16 +263,17 @@ async def test_a_record_commits_with_its_entry_and_a_failing_one_drops_only_its_
 ) -> None:
     await custody.start()
     results = await asyncio.gather(
-        custody.append(revoked(1), record=_insert_case("a")),
-        custody.append(revoked(2), record=_insert_case("a")),  # same id: this record fails
+        custody.append(revoked(1), _insert_case("a")),
+        custody.append(revoked(2), _insert_case("a")),  # same id: this record fails
         custody.append(revoked(3)),
-        custody.append(revoked(4), record=_insert_case("b")),
+        custody.append(revoked(4), _insert_case("b")),
         return_exceptions=True,
     )
     await custody.close()
-    assert results[0] == 1
+    assert isinstance(results[0], Appended)
+    assert results[0].index == 1
     assert isinstance(results[1], sa.exc.IntegrityError)
-    assert results[2:] == [2, 3]  # no gap where the failed entry would have been
+    assert [r.index for r in results[2:] if isinstance(r, Appended)] == [2, 3]  # no gap
     assert custody.size() == 4
     assert [parse_entry(custody.entry(i)) for i in (1, 2, 3)] == [
         revoked(1),
@@ -281,24 +287,24 @@ async def test_a_record_commits_with_its_entry_and_a_failing_one_drops_only_its_
 async def test_when_every_record_fails_nothing_is_appended_or_signed(
     custody: CustodyLog, db: Database
 ) -> None:
-    custody.append_sync([revoked(0)], record=_insert_case("x"))
+    custody.append_sync([revoked(0)], _insert_case("x"))
     before = custody.checkpoint()
     await custody.start()
     with pytest.raises(sa.exc.IntegrityError):
-        await custody.append(revoked(1), record=_insert_case("x"))
-    assert await custody.append(revoked(2)) == before.size
+        await custody.append(revoked(1), _insert_case("x"))
+    assert (await custody.append(revoked(2))).index == before.size
     await custody.close()
 
 
 def test_a_failing_batch_record_leaves_no_entry(custody: CustodyLog, db: Database) -> None:
-    custody.append_sync([revoked(0)], record=_insert_case("y"))
+    custody.append_sync([revoked(0)], _insert_case("y"))
     before = custody.checkpoint()
     with pytest.raises(sa.exc.IntegrityError):
-        custody.append_sync([revoked(1), revoked(2)], record=_insert_case("y"))
+        custody.append_sync([revoked(1), revoked(2)], _insert_case("y"))
     assert custody.checkpoint() == before
     assert _case_ids(db) == {"y"}
     with pytest.raises(InvalidInput, match="at most 1000"):
-        custody.append_sync([revoked(i) for i in range(1001)], record=_insert_case("z"))
+        custody.append_sync([revoked(i) for i in range(1001)], _insert_case("z"))
 
 
 def _roll_back_to(db: Database, size: int, root: bytes) -> None:
@@ -372,26 +378,39 @@ def test_starting_the_writer_twice_is_an_error(custody: CustodyLog) -> None:
 async def test_entries_built_under_the_lock_see_each_others_rows(
     custody: CustodyLog, db: Database
 ) -> None:
-    """append_built reads state and writes rows under the log's lock: no two see the same."""
+    """Builders read state, and effects write rows, under the log's lock: no two see the same."""
 
-    def build(conn: Connection, index: int) -> DeviceRevoked:
-        seen = conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
-        conn.execute(
-            cases.insert().values(id=f"c{seen}", reference=f"r{index}", created_at=FixedClock()())
-        )
-        return DeviceRevoked(time="2026-11-24T10:00:00Z", device=f"c{seen}")
+    @dataclass(frozen=True)
+    class Counted:
+        """An entry naming how many cases there are when it is built."""
 
-    def failing(conn: Connection, index: int) -> DeviceRevoked:
-        raise InvalidInput("no")
+        def build(self, conn: Connection, index: int) -> DeviceRevoked:
+            seen = conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
+            return DeviceRevoked(time="2026-11-24T10:00:00Z", device=f"c{seen}")
+
+    @dataclass(frozen=True)
+    class OneMoreCase:
+        def apply(self, conn: Connection, index: int) -> None:
+            seen = conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
+            conn.execute(
+                cases.insert().values(
+                    id=f"c{seen}", reference=f"r{index}", created_at=FixedClock()()
+                )
+            )
+
+    @dataclass(frozen=True)
+    class Failing:
+        def build(self, conn: Connection, index: int) -> DeviceRevoked:
+            raise InvalidInput("no")
 
     await custody.start()
     results = await asyncio.gather(
-        *(custody.append_built(build) for _ in range(10)),
-        custody.append_built(failing),
+        *(custody.append(Counted(), OneMoreCase()) for _ in range(10)),
+        custody.append(Failing()),
         return_exceptions=True,
     )
     await custody.close()
-    assert sorted(r for r in results if isinstance(r, int)) == list(range(1, 11))
+    assert sorted(r.index for r in results if isinstance(r, Appended)) == list(range(1, 11))
     assert isinstance(results[-1], InvalidInput)
     devices = {parse_entry(custody.entry(i)).device for i in range(1, 11)}  # type: ignore[attr-defined]
     assert devices == {f"c{n}" for n in range(10)}

@@ -30,7 +30,9 @@ PROCESS_TIMEOUT_SECONDS = 120
 STARTER = """
 import sys
 from pathlib import Path
-from evidence.app import open_database, open_log
+from evidence.clock import utc_now
+from evidence.db import open_database
+from evidence.log.custody import open_log
 from evidence.settings import Settings
 settings = Settings.load(
     {"EVIDENCE_DATA_DIR": sys.argv[1], "EVIDENCE_DATABASE_URL": sys.argv[2],
@@ -40,7 +42,7 @@ settings = Settings.load(
 print("ready", flush=True)
 sys.stdin.readline()  # the gate: every process is released at once
 db = open_database(settings)
-log = open_log(settings, db)
+log = open_log(settings, db, utc_now)
 print("size", log.size(), flush=True)
 db.close()
 """

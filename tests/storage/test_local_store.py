@@ -194,3 +194,29 @@ def test_disk_errors_are_storage_unavailable(store: LocalStore, root: Path) -> N
 def test_the_store_refuses_parts_too_small_or_too_large() -> None:
     with pytest.raises(ValueError, match="part_size"):
         LocalStore(Path("/nonexistent"), part_size=0)
+
+
+def test_a_commit_overtaken_by_another_commit_of_the_same_upload_reports_it_was_there(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests finishing one upload: the second finds the staged file there, and then
+    gone (the first linked it into place and removed it). That is a commit done, not a
+    broken disk: False, as a retry after the commit gets."""
+    from evidence.storage import local
+
+    uid, key = upload_id(7), original_key(DATA)
+    stage(store, uid, DATA)
+    real_size_of = local._size_of
+    calls: list[Path] = []
+
+    def size_of(path: Path) -> int | None:
+        calls.append(path)
+        size = real_size_of(path)
+        if len(calls) == 2:  # the overtaken commit has looked at both: the other commits now
+            monkeypatch.setattr(local, "_size_of", real_size_of)
+            assert store.stage_commit(uid, key, sha(DATA), len(DATA), retain=True) is True
+        return size
+
+    monkeypatch.setattr(local, "_size_of", size_of)
+    assert store.stage_commit(uid, key, sha(DATA), len(DATA), retain=True) is False
+    assert read_all(store.read(key)) == DATA

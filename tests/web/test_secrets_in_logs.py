@@ -26,14 +26,21 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from ingesthelpers import create, enrolled, patch
-from webhelpers import captured_logs, csrf_token_of, log_in, new_person, set_clock
+from webhelpers import (
+    SettableClock,
+    captured_logs,
+    csrf_token_of,
+    log_in,
+    new_person,
+    set_clock,
+)
 
 from evidence.app import create_app
 from evidence.log.keys import load_log_signer
-from evidence.people.access import SESSION_COOKIE, SESSION_TTL
 from evidence.people.accounts import assign_case, create_token
+from evidence.people.sessions import SESSION_COOKIE, SESSION_TTL
 from evidence.settings import Settings
-from evidence.web.plumbing import DB, LOG
+from evidence.web.keys import DB, LOG
 
 Client = TestClient[Any, Any]
 T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
@@ -84,7 +91,7 @@ def _text(marker: bytes, size: int) -> bytes:
 
 @pytest.fixture
 async def browser(aiohttp_client: Any, settings: Settings) -> Client:
-    client: Client = await aiohttp_client(create_app(settings))
+    client: Client = await aiohttp_client(create_app(settings, clock=SettableClock()))
     return client
 
 

@@ -1,4 +1,4 @@
-"""Helpers of the web login tests (imported by name: tests/access is on sys.path)."""
+"""Helpers of the web login tests (imported by name: tests/ is on sys.path)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers of the application tests (imported by name: tests/app is on sys.path)."""
+"""Helpers of the application tests (imported by name: tests/ is on sys.path)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
+from ingesthelpers import Kit, enrolled
 
 from evidence.app import create_app
 from evidence.cases.tables import items
@@ -29,12 +29,6 @@ from evidence.chain.checkpoint import verify_checkpoint
 from evidence.log.custody import HIGH_WATER_FILE
 from evidence.settings import Settings
 from evidence.web.keys import DB, LOG
-
-_INGEST_TESTS = str(Path(__file__).resolve().parent.parent / "ingest")
-if _INGEST_TESTS not in sys.path:  # ingesthelpers: the device kit
-    sys.path.insert(0, _INGEST_TESTS)
-
-from ingesthelpers import Kit, enrolled  # noqa: E402
 
 SQLITE_SIDE_FILES = ("-wal", "-shm")
 

@@ -1,4 +1,6 @@
-"""Fixtures of the access tests: the real app, people of every role, cases, uploaded items.
+"""Fixtures of the tests of people's access (imported by the conftest.py of tests/people,
+tests/cases, tests/content and tests/web): the real app, people of every role, cases,
+uploaded items.
 
 Two kinds of fixture, for speed (argon2id makes each person cost 0.1 s):
 
@@ -10,28 +12,22 @@ Two kinds of fixture, for speed (argon2id makes each person cost 0.1 s):
   for each test, on SQLite and on PostgreSQL (``postgres_url``: skipped with a
   message when there is none), for tests that count entries.
 
-Items are uploaded through the real tus path with tests/ingest's device kit.
+Items are uploaded through the real tus path with the device kit (ingesthelpers).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from accesshelpers import Shared, World, build_world, make_settings
 from aiohttp.test_utils import TestClient, TestServer
 
-_INGEST_TESTS = str(Path(__file__).resolve().parent.parent / "ingest")
-if _INGEST_TESTS not in sys.path:  # ingesthelpers, media: the device kit and real media
-    sys.path.insert(0, _INGEST_TESTS)
-
-from accesshelpers import Shared, World, build_world, make_settings  # noqa: E402
-
-from evidence.app import create_app  # noqa: E402
-from evidence.settings import Settings  # noqa: E402
+from evidence.app import create_app
+from evidence.settings import Settings
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -1,7 +1,6 @@
 """Helpers of the access tests: a world of people, cases and uploaded items, and checks.
 
-Imported by name (tests/access is on sys.path; conftest.py puts tests/ingest
-there too, for its device kit and media files).
+Imported by name (tests/ is on sys.path), like the device kit and media files it uses.
 """
 
 from __future__ import annotations

@@ -186,12 +186,19 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], work: Path, name: str) -> Iterator[Server]:
+def serving(env: dict[str, str], work: Path, name: str, bare: bool = False) -> Iterator[Server]:
+    """`evidence serve` (with `bare`, bench/bare_server.py) on a free port, while the block runs."""
     port = free_port()
     log_path = work / f"{name}.log"
+    bare_server = str(Path(__file__).with_name("bare_server.py"))
+    command = (
+        [sys.executable, bare_server, str(port), str(work / name)]
+        if bare
+        else evidence_command("serve", "--host", "127.0.0.1", "--port", str(port))
+    )
     with log_path.open("ab") as log_file:
         proc = subprocess.Popen(
-            evidence_command("serve", "--host", "127.0.0.1", "--port", str(port)),
+            command,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -551,9 +558,13 @@ async def send_all(
     return latencies
 
 
-async def small_uploads(server: Server, devices: list[Device], per_task: int) -> dict[str, Any]:
-    """Every device sends `per_task` items at once with the others; beside it, the same
-    connections asking ``GET /log/vkey`` as often (the baseline: a trivial request)."""
+async def small_uploads(
+    server: Server, bare: Server, devices: list[Device], per_task: int
+) -> dict[str, Any]:
+    """Every device sends `per_task` items at once with the others; beside it, two
+    baselines: the same connections asking ``GET /log/vkey`` as often (a trivial
+    request), and the same requests to `bare` (bench/bare_server.py: the durable write
+    of each body and a committed row, behind a bare aiohttp server)."""
     host, port = server.host_port
     host_header = f"{host}:{port}"
     per_device = []
@@ -566,15 +577,15 @@ async def small_uploads(server: Server, devices: list[Device], per_task: int) ->
         per_device.append(bodies)
     vkey_request = f"GET /log/vkey HTTP/1.1\r\nHost: {host_header}\r\n\r\n".encode()
 
-    async def run(batches: list[list[bytes]], expect: int) -> dict[str, Any]:
+    async def run(batches: list[list[bytes]], expect: int, to: Server = server) -> dict[str, Any]:
         answers: list[bytes] = []
         errors: list[str] = []
-        cpu0, own0, t0 = cpu_seconds(server.pid), time.process_time(), time.perf_counter()
+        cpu0, own0, t0 = cpu_seconds(to.pid), time.process_time(), time.perf_counter()
         latencies = await asyncio.gather(
-            *(send_all(host, port, b, expect, answers, errors) for b in batches)
+            *(send_all(*to.host_port, b, expect, answers, errors) for b in batches)
         )
         elapsed = time.perf_counter() - t0
-        cpu, own = cpu_seconds(server.pid) - cpu0, time.process_time() - own0
+        cpu, own = cpu_seconds(to.pid) - cpu0, time.process_time() - own0
         count = sum(len(b) for b in batches)
         cores = os.cpu_count() or 1
         return {
@@ -592,9 +603,10 @@ async def small_uploads(server: Server, devices: list[Device], per_task: int) ->
 
     base = await run([[vkey_request] * per_task for _ in devices], 200)
     small = await run(per_device, 201)
+    floor = await run(per_device, 201, bare)
 
     # Outside the timing: every receipt verifies offline, and every item is in the database.
-    errors = base["errors"] + small["errors"]
+    errors = base["errors"] + small["errors"] + floor["errors"]
     vkey = base["answers"][0].decode().strip() if base["answers"] else ""
     for answer in small["answers"]:
         try:
@@ -632,6 +644,9 @@ async def small_uploads(server: Server, devices: list[Device], per_task: int) ->
         "baseline_vkey": {k: base[k] for k in figures},
         "baseline_vkey_per_s": base["per_s"],
         "ratio_to_baseline": small["per_s"] / base["per_s"],
+        "baseline_bare": {k: floor[k] for k in figures},
+        "baseline_bare_per_s": floor["per_s"],
+        "ratio_to_bare": small["per_s"] / floor["per_s"],
         "p50_ms": small["p50_ms"],
         "p99_ms": small["p99_ms"],
     }
@@ -844,8 +859,12 @@ def run_small(report: Report, work: Path) -> list[str]:
     print(f"{SMALL_TASKS} devices x {SMALL_PER_TASK} small items:", flush=True)
     env = server_env(work / "small")
     devices = enroll(env, SMALL_TASKS)
-    with serving(env, work, "small") as server, Watch(server.pid) as watch:
-        small = asyncio.run(small_uploads(server, devices, SMALL_PER_TASK))
+    with (
+        serving(env, work, "small") as server,
+        serving(env, work, "bare", bare=True) as bare,
+        Watch(server.pid) as watch,
+    ):
+        small = asyncio.run(small_uploads(server, bare, devices, SMALL_PER_TASK))
     small |= watch.figures()
     report.results["small"] = small
     base = small["baseline_vkey"]
@@ -855,9 +874,18 @@ def run_small(report: Report, work: Path) -> list[str]:
         f"p50 {base['p50_ms']:.1f} ms, p99 {base['p99_ms']:.1f} ms; "
         f"server CPU {base['server_cpu_ms']:.2f} ms/req",
     )
+    bare = small["baseline_bare"]
+    report.row(
+        f"{SMALL_TASKS} concurrent clients: the same requests to bench/bare_server.py "
+        "(baseline: durable write + committed row, nothing else)",
+        f"{small['baseline_bare_per_s']:,.0f} req/s",
+        f"p50 {bare['p50_ms']:.0f} ms, p99 {bare['p99_ms']:.0f} ms; "
+        f"server CPU {bare['server_cpu_ms']:.2f} ms/req",
+    )
     report.row(
         f"{SMALL_TASKS} concurrent devices: POST /api/v1/items, {SMALL_SIZE >> 10} KiB",
-        f"**{small['items_per_s']:,.0f} items/s** ({small['ratio_to_baseline']:.2f} x baseline)",
+        f"**{small['items_per_s']:,.0f} items/s** ({small['ratio_to_bare']:.2f} x bare, "
+        f"{small['ratio_to_baseline']:.2f} x vkey)",
         f"p50 {small['p50_ms']:.0f} ms, p99 {small['p99_ms']:.0f} ms; "
         f"{small['errors']} errors in {small['items']}; "
         f"server CPU {small['server_cpu_ms_per_item']:.2f} ms/item, "

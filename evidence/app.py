@@ -118,6 +118,7 @@ def _ingest(
             expiry.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await expiry
+            await app[INGEST].close()
             if store is None:
                 await asyncio.to_thread(the_store.close)
 

@@ -11,6 +11,7 @@ SHA-256: a leaked database does not leak usable tokens.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from evidence.db import Database
 from evidence.devices.tables import devices
 from evidence.errors import (
     Conflict,
+    EvidenceError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -151,14 +153,32 @@ def get_device(conn: Connection, device: str) -> Device | None:
 
 def authenticate_device(db: Database, authorization: str | None) -> Device:
     """The enrolled, unrevoked device named by an ``Authorization: Bearer`` header."""
-    if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthorized("a device bearer token is required (Authorization: Bearer ...)")
-    if not authorization.isascii():  # tokens are ASCII; a non-UTF-8 byte is not one
-        raise Unauthorized("the bearer token is not valid")
+    outcome = authenticate_devices(db, [authorization])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def authenticate_devices(
+    db: Database, authorizations: Sequence[str | None]
+) -> list[Device | EvidenceError]:
+    """`authenticate_device` for each header, in one read of the database.
+
+    Each outcome is the device or the error its request gets (`Unauthorized`,
+    `Forbidden`): for a `Batcher` of many requests' authentications.
+    """
     with db.read() as conn:
-        device = device_for_token(conn, authorization[len("Bearer ") :].strip())
+        return [_authenticated(conn, header) for header in authorizations]
+
+
+def _authenticated(conn: Connection, authorization: str | None) -> Device | EvidenceError:
+    if not authorization or not authorization.startswith("Bearer "):
+        return Unauthorized("a device bearer token is required (Authorization: Bearer ...)")
+    if not authorization.isascii():  # tokens are ASCII; a non-UTF-8 byte is not one
+        return Unauthorized("the bearer token is not valid")
+    device = device_for_token(conn, authorization[len("Bearer ") :].strip())
     if device is None:
-        raise Unauthorized("the bearer token is not valid")
+        return Unauthorized("the bearer token is not valid")
     if device.revoked:
-        raise Forbidden("this device has been revoked")
+        return Forbidden("this device has been revoked")
     return device

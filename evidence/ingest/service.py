@@ -36,8 +36,9 @@ import hashlib
 import io
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +46,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from evidence.batching import Batcher
 from evidence.cases.records import RecordItem, SignedManifest, ingested_index
 from evidence.cases.registry import case_exists
 from evidence.cases.tables import items
@@ -54,7 +56,7 @@ from evidence.chain.receipt import make_receipt
 from evidence.clock import Clock, format_time, stored_utc
 from evidence.db import Database
 from evidence.devices.assignments import actor_for_device
-from evidence.devices.registry import Device
+from evidence.devices.registry import Device, authenticate_devices
 from evidence.errors import (
     ChecksumMismatch,
     Conflict,
@@ -174,8 +176,20 @@ class Ingest:
         # it; without a saved state, lost on restart (the staged object is then
         # re-read once at the end instead).
         self._streams: dict[str, _Stream] = {}
+        # Many requests' work in one hand-over to a worker thread (evidence.batching).
+        self._authenticate = Batcher(partial(authenticate_devices, db))
+        self._small = Batcher(self._check_and_store)
+
+    async def close(self) -> None:
+        """Finish the requests already taken (before the database and store close)."""
+        await self._authenticate.close()
+        await self._small.close()
 
     # -- who is asking ------------------------------------------------------------
+
+    async def device(self, authorization: str | None) -> Device:
+        """The device an ``Authorization`` header names (`authenticate_device`), batched."""
+        return await self._authenticate(authorization)
 
     # -- creation -------------------------------------------------------------------
 
@@ -862,9 +876,8 @@ class Ingest:
         in it. The same manifest again gets the receipt of the item it made.
         """
         item = mf.item_id(manifest_text)
-        signed, existing, key = await asyncio.to_thread(
-            self._check_and_store, device, manifest_text, signature, content
-        )
+        checked = await self._small(_Small(device, manifest_text, signature, content))
+        signed, existing, key = checked.signed, checked.existing, checked.key
         if existing is not None:
             return await asyncio.to_thread(self._receipt_for, item, existing)
         now = self.clock()
@@ -892,25 +905,65 @@ class Ingest:
             item, appended.index, appended.data, appended.checkpoint, appended.proof
         )
 
-    def _check_and_store(
-        self, device: Device, manifest_text: bytes, signature: bytes, content: bytes
-    ) -> tuple[SignedManifest, int | None, str]:
-        """A small item checked as an upload is (one read of the database), then stored.
+    def _check_and_store(self, smalls: Sequence[_Small]) -> list[_Checked | Exception]:
+        """Small items checked as uploads are (one read of the database), then stored.
 
-        Returns the checked manifest, the index of the item's `item.ingested`
+        For each: the checked manifest, the index of the item's `item.ingested`
         if the same manifest was ingested before (then nothing is stored), and
-        the object's key.
+        the object's key; or the error that item's request gets.
         """
-        manifest = self._check_signed(device, manifest_text, signature, len(content))
+        checked: list[_Checked | Exception] = []
+        allowed: set[tuple[str, str]] = set()  # (device, case) found allowed in this batch
         with self.db.read() as conn:
+            for small in smalls:
+                try:
+                    checked.append(self._check_one(conn, small, allowed))
+                except Exception as exc:  # this item's error; the others go on
+                    checked.append(exc)
+        for n, outcome in enumerate(checked):
+            if isinstance(outcome, _Checked) and outcome.existing is None:
+                try:
+                    content = smalls[n].content
+                    self.store.put(
+                        outcome.key, content, outcome.signed.manifest.sha256, retain=True
+                    )
+                except Exception as exc:  # this item's error; the others go on
+                    checked[n] = exc
+        return checked
+
+    def _check_one(
+        self, conn: Connection, small: _Small, allowed: set[tuple[str, str]]
+    ) -> _Checked:
+        """One small item's checks (`_check_and_store`); `allowed` saves asking twice."""
+        device, content = small.device, small.content
+        manifest = self._check_signed(device, small.manifest_text, small.signature, len(content))
+        if (device.id, manifest.case) not in allowed:
             _check_may_upload(conn, device, manifest)
-            existing = ingested_index(conn, mf.item_id(manifest_text))
+            allowed.add((device.id, manifest.case))
+        existing = ingested_index(conn, mf.item_id(small.manifest_text))
         _check_digest(hashlib.sha256(content).hexdigest(), manifest)
         probe.check_content(manifest.kind, manifest.media_type, io.BytesIO(content), len(content))
-        key = self.key_for(manifest.sha256)
-        if existing is None:
-            self.store.put(key, content, manifest.sha256, retain=True)
-        return SignedManifest(manifest, manifest_text, signature), existing, key
+        signed = SignedManifest(manifest, small.manifest_text, small.signature)
+        return _Checked(signed, existing, self.key_for(manifest.sha256))
+
+
+@dataclass(frozen=True)
+class _Small:
+    """A small item as its request brought it (`Ingest.ingest_small`)."""
+
+    device: Device
+    manifest_text: bytes
+    signature: bytes
+    content: bytes
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A small item that passed every check (`Ingest._check_and_store`)."""
+
+    signed: SignedManifest
+    existing: int | None  # the index of its `item.ingested` if it is in already
+    key: str  # where its object is
 
 
 def _carry(stream: _Stream | None, data: bytes | bytearray) -> _Stream | None:

@@ -9,7 +9,6 @@ headers and translate; `evidence.ingest.service.Ingest` does the work.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import email.utils
@@ -19,10 +18,10 @@ import multipart
 from aiohttp import ClientConnectionError, ClientPayloadError, web
 from aiohttp.helpers import parse_mimetype
 
-from evidence.devices.registry import Device, authenticate_device
+from evidence.devices.registry import Device
 from evidence.errors import Disconnected, InvalidInput, TooLarge
 from evidence.ingest.service import UploadStatus
-from evidence.web.keys import DB, INGEST
+from evidence.web.keys import INGEST
 from evidence.web.plumbing import parse_decimal
 
 TUS_VERSION = "1.0.0"
@@ -259,8 +258,7 @@ async def _small_item_parts(request: web.Request, max_content: int) -> dict[str,
 
 
 async def _device(request: web.Request) -> Device:
-    authorization = request.headers.get("Authorization")
-    return await asyncio.to_thread(authenticate_device, request.app[DB], authorization)
+    return await request.app[INGEST].device(request.headers.get("Authorization"))
 
 
 def decode_metadata(header: str | None) -> dict[str, bytes]:

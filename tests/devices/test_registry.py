@@ -15,9 +15,16 @@ from evidence.chain import manifest as mf
 from evidence.chain import note
 from evidence.chain.entries import DeviceEnrolled, DeviceRevoked, parse_entry
 from evidence.db import Database
-from evidence.devices.registry import device_for_token, enroll_device, revoke_device
+from evidence.devices.registry import (
+    Device,
+    authenticate_device,
+    authenticate_devices,
+    device_for_token,
+    enroll_device,
+    revoke_device,
+)
 from evidence.devices.tables import devices
-from evidence.errors import Conflict, InvalidInput, NotFound
+from evidence.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from evidence.log.custody import CustodyLog
 from evidence.log.fsck import fsck
 
@@ -106,3 +113,39 @@ def test_revocation_is_a_log_entry_and_disables_the_token(
     with pytest.raises(NotFound):
         revoke_device(log, db, "0" * 32, now=log.clock())
     assert log.size() == size  # refused revocations append nothing
+
+
+def test_many_headers_are_authenticated_in_one_read_each_with_its_own_answer(
+    opened: tuple[Database, CustodyLog],
+) -> None:
+    db, log = opened
+    good = enroll_device(log, db, device_key("a.example"), "a", now=log.clock())
+    gone = enroll_device(log, db, device_key("b.example"), "b", now=log.clock())
+    revoke_device(log, db, gone["device"], now=log.clock())
+    headers = [
+        f"Bearer {good['token']}",
+        None,
+        "Basic dXNlcjpwYXNz",
+        "Bearer evd_not-a-token",
+        f"Bearer {gone['token']}",
+        "Bearer caf\u00e9",
+        f"Bearer {good['token']}",
+    ]
+    outcomes = authenticate_devices(db, headers)
+    assert [type(o).__name__ for o in outcomes] == [
+        "Device",
+        "Unauthorized",
+        "Unauthorized",
+        "Unauthorized",
+        "Forbidden",
+        "Unauthorized",
+        "Device",
+    ]
+    assert outcomes[0] == outcomes[6]
+    assert isinstance(outcomes[0], Device) and outcomes[0].id == good["device"]
+    # the one-header form answers the same, raising the errors
+    assert authenticate_device(db, headers[0]) == outcomes[0]
+    with pytest.raises(Forbidden, match="revoked"):
+        authenticate_device(db, headers[4])
+    with pytest.raises(Unauthorized, match="required"):
+        authenticate_device(db, headers[1])

@@ -300,3 +300,43 @@ async def test_an_oversized_manifest_part_is_413(client: Any, kit: Kit) -> None:
     response = await post(client, kit, manifest + b" " * 9000, signature, NOTE)
     assert response.status == 413
     assert rows(client, items) == []
+
+
+async def test_items_checked_in_one_batch_each_get_their_own_answer(
+    client: Any, kit: Kit, objects: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent small items are checked and stored together (evidence.batching): a
+    refused one fails alone, and the others in its batch are kept."""
+    batcher = client.app[INGEST]._small
+    sizes: list[int] = []
+    run = batcher._run
+
+    def recorded(smalls: Any) -> Any:
+        sizes.append(len(smalls))
+        return run(smalls)
+
+    monkeypatch.setattr(batcher, "_run", recorded)
+    other = enrolled(client.app[LOG], client.app[DB], "camera-2")
+    requests, expected = [], []
+    for n in range(12):
+        content = NOTE + b"%d\n" % n
+        kw: dict[str, Any] = {"kind": "document", "media_type": "text/plain"}
+        status = 201
+        if n % 4 == 1:
+            kw["sha256"], status = "0" * 64, 422
+        elif n % 4 == 2:
+            kw["case"], status = "f" * 32, 400
+        manifest, signature = kit.manifest(content, **kw)
+        if n % 4 == 3:
+            manifest, signature = other.manifest(content, **kw)
+            status = 403  # signed by another device than the token's
+        requests.append(post(client, kit, manifest, signature, content))
+        expected.append(status)
+    responses = await asyncio.gather(*requests)
+    assert [r.status for r in responses] == expected
+    assert max(sizes) > 1  # they did share batches
+    kept = [await r.json() for r, s in zip(responses, expected, strict=True) if s == 201]
+    assert {verify_receipt(r, client.app[LOG].vkey).item for r in kept} == {
+        row.id for row in rows(client, items)
+    }
+    assert len(objects()) == len(kept) == 3

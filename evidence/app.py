@@ -30,7 +30,7 @@ from evidence.log.custody import CustodyLog, open_log
 from evidence.logs import access_log_middleware, get_logger
 from evidence.people import login
 from evidence.settings import Settings
-from evidence.storage import ObjectStore, content_key, open_store
+from evidence.storage import StagingStore, content_key, open_store
 from evidence.web.keys import CLOCK, DB, INGEST, LOG, SETTINGS, STORE
 from evidence.web.pages import setup_pages
 from evidence.web.plumbing import error_middleware, setup_web
@@ -50,7 +50,7 @@ def create_app(
     *,
     db: Database | None = None,
     log: CustodyLog | None = None,
-    store: ObjectStore | None = None,
+    store: StagingStore | None = None,
     clock: Clock | None = None,
 ) -> web.Application:
     """Build the web application from `settings`; tests inject `db`, `log`, `store`, `clock`."""
@@ -95,7 +95,7 @@ def _resources(
 
 
 def _ingest(
-    store: ObjectStore | None,
+    store: StagingStore | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ingest(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]

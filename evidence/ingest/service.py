@@ -76,7 +76,7 @@ from evidence.log.custody import CustodyLog
 from evidence.media import probe
 from evidence.people.policy import is_allowed
 from evidence.review.queue import QueueReviewCopy
-from evidence.storage import ObjectStore, parse_content_key
+from evidence.storage import StagingStore, parse_content_key
 from evidence.storage.rangefile import RangeFile, ReadRange
 
 log = structlog.get_logger(__name__)
@@ -157,7 +157,7 @@ class Ingest:
         self,
         db: Database,
         log_: CustodyLog,
-        store: ObjectStore,
+        store: StagingStore,
         clock: Clock,
         key_for: Callable[[str], str],
         limits: Limits | None = None,

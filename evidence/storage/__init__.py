@@ -1,6 +1,8 @@
 """The object store: where evidence bytes live, written once under their content address.
 
-One port, `ObjectStore`, and two production implementations:
+Two ports: `ObjectStore` (objects: what content, review copies and exports use)
+and `StagingStore`, which adds the resumable staging of uploads that only ingest
+uses. Two production implementations, each of both:
 
 - `evidence.storage.local.LocalStore`: a directory (the embedded default,
   ``<data dir>/objects``): exclusive create by hard-linking a complete,
@@ -51,6 +53,7 @@ __all__ = [
     "Prefix",
     "Retention",
     "StagedUpload",
+    "StagingStore",
     "check_sha256",
     "check_upload_id",
     "content_key",
@@ -60,7 +63,10 @@ __all__ = [
 
 
 class ObjectStore(Protocol):
-    """Write-once, content-addressed storage of evidence objects, with resumable staging.
+    """Write-once, content-addressed storage of evidence objects.
+
+    What everything but ingest needs (content, review copies, exports);
+    ingest's resumable staging is `StagingStore`.
 
     **Keys** are content addresses made by `content_key` (``originals/sha256/ab/cd/<hex>``
     or ``derived/...``); every method taking a key raises `InvalidInput` for
@@ -84,9 +90,6 @@ class ObjectStore(Protocol):
     **Threads.** Every method blocks; run it in a worker thread. A store may
     be used from many threads at once.
     """
-
-    part_size: int
-    """Size in bytes of every staged part except the last (which may be shorter)."""
 
     def check(self) -> None:
         """Return if the store can be used now; else raise `StorageUnavailable` saying why.
@@ -127,15 +130,35 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def retain(self, key: str) -> None:
+        """Put the object at `key` under retention as an original (see Retention above).
+
+        For an object committed with ``retain=False`` whose content was checked
+        afterwards. Idempotent. `NotFound` if there is no object.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections. The store is not used afterwards."""
         ...
 
-    # Staging: an upload arrives in parts of `part_size` bytes (the last may be
-    # shorter), possibly over several requests to several server processes;
-    # each part is durable once `stage_part` returns. When complete, the staged
-    # object is committed under its content address without copying it through
-    # the server.
+
+class StagingStore(ObjectStore, Protocol):
+    """An `ObjectStore` that also stages uploads: what ingest needs, and only ingest.
+
+    An upload arrives in parts of `part_size` bytes (the last may be shorter),
+    possibly over several requests to several server processes; each part is
+    durable once `stage_part` returns. When complete, the staged object is
+    committed under its content address without copying it through the server.
+    Where the parts wait differs by store, and ingest must know it (see
+    `stage_readable`): beside the objects (local: they can be read, hashed and
+    checked before they reach their key) or at the object's key itself (S3's
+    multipart upload: nothing is copied, but nothing can be read before it is
+    finished there, and a lost multipart upload loses every part).
+    """
+
+    part_size: int
+    """Size in bytes of every staged part except the last (which may be shorter)."""
 
     def stage_begin(self, upload_id: str, key: str | None = None) -> str:
         """Start staging the upload `upload_id`; return a handle to keep with the upload.
@@ -231,14 +254,6 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def retain(self, key: str) -> None:
-        """Put the object at `key` under retention as an original (see Retention above).
-
-        For an object committed with ``retain=False`` whose content was checked
-        afterwards. Idempotent. `NotFound` if there is no object.
-        """
-        ...
-
     def stage_abort(self, upload_id: str | None, handle: str) -> None:
         """Remove everything staged for the upload (never a committed object). Idempotent.
 
@@ -252,7 +267,7 @@ class ObjectStore(Protocol):
         ...
 
 
-def open_store(settings: Settings) -> ObjectStore:
+def open_store(settings: Settings) -> StagingStore:
     """The object store the settings name: ``local`` under ``<data dir>/objects``, or ``s3``."""
     if settings.store == "s3":
         from evidence.storage.s3 import S3Store

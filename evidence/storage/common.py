@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from evidence.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from evidence.storage import ObjectStore
+    from evidence.storage import StagingStore
 
 Prefix = Literal["originals", "derived"]
 PREFIXES: Final[tuple[Prefix, ...]] = ("originals", "derived")
@@ -209,7 +209,7 @@ def receipts_count_matches(receipts: Sequence[str], lengths: Sequence[int]) -> N
 
 
 def complete_then_commit(
-    store: ObjectStore,
+    store: StagingStore,
     upload_id: str,
     handle: str,
     receipts: Sequence[str],

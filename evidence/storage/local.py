@@ -82,7 +82,7 @@ def _disk(what: str) -> Iterator[None]:
 
 
 class LocalStore:
-    """`ObjectStore` in a local directory (see the module docstring)."""
+    """`StagingStore` in a local directory (see the module docstring)."""
 
     def __init__(self, root: Path, part_size: int = DEFAULT_PART_SIZE) -> None:
         if not 0 < part_size <= S3_MAX_PART_SIZE:

@@ -158,7 +158,7 @@ def _retention(head: HeadObjectOutputTypeDef) -> Retention | None:
 
 
 class S3Store:
-    """`ObjectStore` in an S3 bucket (see the module docstring).
+    """`StagingStore` in an S3 bucket (see the module docstring).
 
     `part_size` is the staging part size (5 MiB to 5 GiB: S3's limits);
     `copy_part_size` the part size of server-side copies at commit. Pass

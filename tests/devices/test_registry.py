@@ -142,7 +142,8 @@ def test_many_headers_are_authenticated_in_one_read_each_with_its_own_answer(
         "Device",
     ]
     assert outcomes[0] == outcomes[6]
-    assert isinstance(outcomes[0], Device) and outcomes[0].id == good["device"]
+    assert isinstance(outcomes[0], Device)
+    assert outcomes[0].id == good["device"]
     # the one-header form answers the same, raising the errors
     assert authenticate_device(db, headers[0]) == outcomes[0]
     with pytest.raises(Forbidden, match="revoked"):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from motoserver import FAKE_KEY_ID, FAKE_SECRET, new_bucket
 
-from evidence.storage import S3_MIN_PART_SIZE, ObjectStore, content_key
+from evidence.storage import S3_MIN_PART_SIZE, StagingStore, content_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -74,7 +74,7 @@ def split(data: bytes, part_size: int = PART) -> list[bytes]:
 
 
 def stage(
-    store: ObjectStore, uid: str, data: bytes, order: Iterable[int] | None = None
+    store: StagingStore, uid: str, data: bytes, order: Iterable[int] | None = None
 ) -> tuple[str, list[str]]:
     """Stage `data` as upload `uid` (parts in `order`), complete it; (handle, receipts)."""
     handle = store.stage_begin(uid)
@@ -95,7 +95,7 @@ class Backend:
     """A store under test, with ways to look behind it that the port does not offer."""
 
     name: str
-    store: ObjectStore
+    store: StagingStore
     copies: Callable[[str], int]  # stored copies of a key (S3: versions and delete markers)
     plant: Callable[[str, bytes], None]  # write bytes at a key, bypassing every check
     s3: S3Client | None = None

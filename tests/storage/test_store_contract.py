@@ -1,4 +1,4 @@
-"""The `ObjectStore` contract: every test runs on every store, none opts out.
+"""The `ObjectStore` and `StagingStore` contract: every test runs on every store, none opts out.
 
 Stores: the local directory store, and the S3 store over HTTP against moto's
 S3 server with a plain bucket and with an object-lock bucket (see conftest.py).
@@ -29,7 +29,7 @@ from evidence.storage import (
     CHUNK_SIZE,
     MAX_PARTS,
     ObjectInfo,
-    ObjectStore,
+    StagingStore,
     content_key,
     parse_content_key,
 )
@@ -501,7 +501,7 @@ def test_a_64_mib_object_streams_in_bounded_memory(backend: Backend) -> None:
 # -- finishing in one step, staged at the content key where the store can ----------
 
 
-def stage_at_key(store: ObjectStore, uid: str, data: bytes) -> tuple[str, list[str], str]:
+def stage_at_key(store: StagingStore, uid: str, data: bytes) -> tuple[str, list[str], str]:
     """Stage `data` as upload `uid` toward its original's content key; (handle, receipts, key)."""
     key = original_key(data)
     handle = store.stage_begin(uid, key)
